@@ -1,0 +1,1 @@
+"""Policy engine: actions (data), the executor that applies them, and the report."""

@@ -1,0 +1,116 @@
+"""The report: one record per decision, in the shape `--json` prints (a contract)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+Outcome = Literal["applied", "planned", "skipped", "failed"]
+OUTCOMES: tuple[Outcome, ...] = ("applied", "planned", "skipped", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    policy: str
+    run_id: str
+    experiment: str
+    action: str
+    outcome: Outcome
+    reason: str
+    details: Mapping[str, str] = field(default_factory=dict)
+    run_name: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "policy": self.policy,
+            "run_id": self.run_id,
+            "run_name": self.run_name,
+            "experiment": self.experiment,
+            "action": self.action,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "details": dict(self.details),
+        }
+
+
+@dataclass(slots=True)
+class Report:
+    """What one invocation decided and did."""
+
+    command: str
+    dry_run: bool
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    records: list[Record] = field(default_factory=list)
+    # Delivery of notifications: best effort, never changes the governance outcome.
+    notifications: list[dict[str, str]] = field(default_factory=list)
+    # Extra machine-readable sections (e.g. the summary's figures).
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def add(self, record: Record) -> None:
+        self.records.append(record)
+
+    def extend(self, records: list[Record]) -> None:
+        self.records.extend(records)
+
+    def counts(self) -> dict[str, int]:
+        counted = Counter(r.outcome for r in self.records)
+        return {outcome: counted.get(outcome, 0) for outcome in OUTCOMES}
+
+    @property
+    def failed(self) -> bool:
+        return any(r.outcome == "failed" for r in self.records)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "command": self.command,
+            "dry_run": self.dry_run,
+            "started_at": self.started_at.isoformat(),
+            "counts": self.counts(),
+            "decisions": [r.to_dict() for r in self.records],
+            "notifications": self.notifications,
+        }
+        data.update(self.extra)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def summary_line(self) -> str:
+        counts = self.counts()
+        parts = [f"{counts[o]} {o}" for o in OUTCOMES]
+        mode = " (dry run: nothing changed)" if self.dry_run else ""
+        return f"{self.command}: {len(self.records)} decisions: {', '.join(parts)}{mode}"
+
+    def to_table(self) -> str:
+        """A readable table of the decisions that did something or failed, then the totals."""
+        shown = [r for r in self.records if r.outcome != "skipped" or r.action != "skip"]
+        rows = [("OUTCOME", "POLICY", "ACTION", "EXPERIMENT", "RUN", "REASON")]
+        rows += [
+            (r.outcome, r.policy, r.action, r.experiment, _run_label(r), r.reason) for r in shown
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        lines = [
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5]
+            for row in rows
+        ]
+        hidden = len(self.records) - len(shown)
+        if hidden:
+            lines.append(f"({hidden} runs needed nothing; --json lists them)")
+        lines.append(self.summary_line())
+        return "\n".join(lines)
+
+
+def _run_label(record: Record) -> str:
+    """The run's name with a short id (ids alone mean nothing to a person)."""
+    if not record.run_id:
+        return "-"
+    short = record.run_id[:8]
+    return f"{record.run_name} ({short})" if record.run_name else record.run_id

@@ -1,0 +1,48 @@
+"""The project's own exceptions: what callers catch instead of MLflow's or pydantic's."""
+
+from __future__ import annotations
+
+
+class GovernanceError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class SettingsError(GovernanceError):
+    """A setting (environment variable or policy-file key) is invalid.
+
+    The message always starts with the setting's name.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class InvalidEvent(GovernanceError):
+    """An inbound event is malformed (poison): it is reported and dropped, never retried."""
+
+    def __init__(self, event_id: str | None, problem: str) -> None:
+        super().__init__(f"event {event_id or '<no id>'}: {problem}")
+        self.event_id = event_id
+        self.problem = problem
+
+
+class TrackingError(GovernanceError):
+    """The tracking server refused one request (permanent for that request)."""
+
+
+class RunNotFound(TrackingError):
+    """The run does not exist (or is not visible to this identity)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} not found")
+        self.run_id = run_id
+
+
+class TrackingUnavailable(GovernanceError):
+    """The tracking server is unreachable or answered 5xx: transient, retry the invocation."""
+
+
+class CapabilityUnsupported(TrackingError):
+    """The tracking server does not support an operation (e.g. restoring runs on Azure ML)."""

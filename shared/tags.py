@@ -1,0 +1,26 @@
+"""The tag vocabulary this tool writes (a contract: docs, the summary and `restore` read it)."""
+
+from __future__ import annotations
+
+PREFIX = "governance."
+
+# On runs
+COMPLIANCE = "governance.compliance"
+COMPLIANT = "compliant"
+NONCOMPLIANT = "noncompliant"
+MISSING_TAGS = "governance.missing_tags"
+PROMOTED_TO = "governance.promoted_to"
+DELETED_REASON = "governance.deleted_reason"
+DELETED_AT = "governance.deleted_at"
+
+# On registered model versions
+SOURCE_RUN_ID = "governance.source_run_id"
+METRIC = "governance.metric"
+METRIC_VALUE = "governance.metric_value"
+# Written instead of an alias where the registry refuses aliases (Azure ML, unverified there).
+ALIAS_FALLBACK = "governance.alias"
+
+# MLflow's own
+RUN_NAME = "mlflow.runName"
+USER = "mlflow.user"
+PARENT_RUN_ID = "mlflow.parentRunId"

@@ -1,0 +1,466 @@
+"""The tracking gateway over `MlflowClient`: paging, entity mapping, error translation.
+
+Differences between servers (Azure ML without status filters, `!=` on tags or aliases)
+are handled here and nowhere else: a filter the server refuses is retried without it
+and applied on the client; a refused alias falls back to a `governance.alias` version tag.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from shared import tags as T
+from shared.errors import (
+    CapabilityUnsupported,
+    RunNotFound,
+    TrackingError,
+    TrackingUnavailable,
+)
+from shared.model import Experiment, ModelVersion, Run, normalise_status
+from shared.tracking.gateway import ModelSource, RunQuery
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 200
+_R = TypeVar("_R")
+
+# The REST client retries 7 times with exponential backoff by default: minutes, far beyond
+# Event Grid's 30 s. These defaults apply only where the user has not set them.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+
+_TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+_NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+_TRANSIENT_TEXT = re.compile(
+    r"Max retries exceeded|Connection(Error| refused| aborted)|timed out|"
+    r"failed with code 5\d\d|status code 5\d\d|Read timed out",
+    re.IGNORECASE,
+)
+_AZUREML_URI = re.compile(
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/?]+)",
+    re.IGNORECASE,
+)
+
+
+def _ms_to_datetime(value: int | None) -> datetime | None:
+    if value is None or value <= 0:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def _to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def quote(value: str) -> str:
+    """A string literal for an MLflow filter."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise TrackingError(f"cannot filter on a value with both quote characters: {value!r}")
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "error_code", "") or "")
+
+
+def is_transient(exc: Exception) -> bool:
+    """Whether an MLflow or HTTP error means the server is down or overloaded."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return True
+    if _error_code(exc) in _TRANSIENT_CODES:
+        return True
+    return bool(_TRANSIENT_TEXT.search(str(exc)))
+
+
+def _map_run(run: Any) -> Run:
+    info, data = run.info, run.data
+    return Run(
+        run_id=info.run_id,
+        experiment_id=str(info.experiment_id),
+        status=normalise_status(str(info.status)),
+        start_time=_ms_to_datetime(info.start_time),
+        end_time=_ms_to_datetime(info.end_time),
+        tags=dict(data.tags),
+        metrics={k: float(v) for k, v in data.metrics.items()},
+        deleted=info.lifecycle_stage == "deleted",
+    )
+
+
+def _map_version(mv: Any) -> ModelVersion:
+    return ModelVersion(
+        name=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id or None,
+        source=mv.source or "",
+        tags=dict(mv.tags or {}),
+        aliases=tuple(getattr(mv, "aliases", None) or ()),
+    )
+
+
+def _matches(run: Run, query: RunQuery) -> bool:
+    if query.statuses is not None and run.status not in query.statuses:
+        return False
+    finished = run.finished_at
+    if query.finished_before is not None and (
+        finished is None or finished >= query.finished_before
+    ):
+        return False
+    if query.finished_after is not None and (finished is None or finished < query.finished_after):
+        return False
+    if query.tag_equals:
+        return all(run.tags.get(k) == v for k, v in query.tag_equals.items())
+    return True
+
+
+class MlflowGateway:
+    """`TrackingGateway` over `MlflowClient`."""
+
+    def __init__(self, tracking_uri: str, client: Any | None = None) -> None:
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        from mlflow import MlflowClient
+
+        self._uri = tracking_uri
+        self._client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        # Flipped off the first time the server refuses a filter; the client filters instead.
+        self.server_filters = True
+
+    @property
+    def tracking_uri(self) -> str:
+        return self._uri
+
+    # -- error translation -------------------------------------------------------------
+
+    def _call(
+        self, what: str, fn: Callable[..., _R], *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise self._translate(what, exc, run_id) from exc
+
+    def _translate(self, what: str, exc: Exception, run_id: str | None) -> Exception:
+        if isinstance(exc, TrackingError | TrackingUnavailable):
+            return exc
+        if is_transient(exc):
+            return TrackingUnavailable(f"tracking server unavailable during {what}: {exc}")
+        if run_id is not None and _error_code(exc) in _NOT_FOUND_CODES:
+            return RunNotFound(run_id)
+        return TrackingError(f"{what} failed: {exc}")
+
+    # -- experiments and runs -----------------------------------------------------------
+
+    def iter_experiments(self) -> Iterator[Experiment]:
+        token: str | None = None
+        while True:
+            page = self._call(
+                "search_experiments",
+                self._client.search_experiments,
+                max_results=PAGE_SIZE,
+                page_token=token,
+            )
+            for exp in page:
+                yield Experiment(experiment_id=str(exp.experiment_id), name=exp.name)
+            token = page.token
+            if not token:
+                return
+
+    def get_experiment(self, experiment_id: str) -> Experiment | None:
+        try:
+            exp = self._client.get_experiment(experiment_id)
+        except Exception as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise self._translate("get_experiment", exc, None) from exc
+        if exp is None or exp.lifecycle_stage == "deleted":
+            return None
+        return Experiment(experiment_id=str(exp.experiment_id), name=exp.name)
+
+    def get_run(self, run_id: str) -> Run:
+        return _map_run(self._call("get_run", self._client.get_run, run_id, run_id=run_id))
+
+    def _server_filter(self, query: RunQuery, status: str | None) -> str:
+        clauses: list[str] = []
+        if status is not None:
+            clauses.append(f"attributes.status = '{status}'")
+        if query.finished_after is not None:
+            clauses.append(f"attributes.end_time >= {_to_ms(query.finished_after)}")
+        for key, value in (query.tag_equals or {}).items():
+            clauses.append(f"tags.`{key}` = {quote(value)}")
+        return " and ".join(clauses)
+
+    def _search(self, experiment_id: str, filter_string: str, deleted: bool) -> Iterator[Any]:
+        from mlflow.entities import ViewType
+
+        view = ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY
+        token: str | None = None
+        while True:
+            page = self._client.search_runs(
+                [experiment_id],
+                filter_string=filter_string,
+                run_view_type=view,
+                max_results=PAGE_SIZE,
+                order_by=["attributes.start_time DESC"],
+                page_token=token,
+            )
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def iter_runs(self, query: RunQuery) -> Iterator[Run]:
+        # One server query per status: MLflow has no IN on status. The client re-checks
+        # every condition, so a server that ignores part of a filter stays correct.
+        statuses: list[str | None] = [*sorted(query.statuses)] if query.statuses else [None]
+        if query.statuses is not None and not query.statuses:
+            return
+        for status in statuses:
+            yield from self._iter_filtered(query, status)
+
+    def _iter_filtered(self, query: RunQuery, status: str | None) -> Iterator[Run]:
+        filter_string = self._server_filter(query, status) if self.server_filters else ""
+        seen = 0
+        try:
+            for raw in self._search(query.experiment_id, filter_string, query.deleted):
+                seen += 1
+                run = _map_run(raw)
+                if _matches(run, query):
+                    yield run
+        except Exception as exc:
+            if (
+                seen == 0
+                and filter_string
+                and not is_transient(exc)
+                and _error_code(exc) in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", ""}
+            ):
+                log.warning(
+                    "server refused filter %r (%s); filtering on the client", filter_string, exc
+                )
+                self.server_filters = False
+                yield from self._iter_filtered(query, status)
+                return
+            raise self._translate("search_runs", exc, None) from exc
+
+    def iter_child_runs(self, experiment_id: str, parent_run_id: str) -> Iterator[Run]:
+        query = RunQuery(experiment_id=experiment_id, tag_equals={T.PARENT_RUN_ID: parent_run_id})
+        yield from self.iter_runs(query)
+
+    def set_run_tags(
+        self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()
+    ) -> None:
+        from mlflow.entities import RunTag
+
+        if tags:
+            batch = [RunTag(key, value) for key, value in tags.items()]  # type: ignore[no-untyped-call]
+            self._call("log_batch", self._client.log_batch, run_id, tags=batch, run_id=run_id)
+        for key in delete:
+            try:
+                self._client.delete_tag(run_id, key)
+            except Exception as exc:
+                # Deleting a tag that is already gone is the state we wanted.
+                if _error_code(exc) in _NOT_FOUND_CODES and "tag" in str(exc).lower():
+                    continue
+                raise self._translate("delete_tag", exc, run_id) from exc
+
+    def delete_run(self, run_id: str) -> None:
+        self._call("delete_run", self._client.delete_run, run_id, run_id=run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        try:
+            self._client.restore_run(run_id)
+        except Exception as exc:
+            error = self._translate("restore_run", exc, run_id)
+            if type(error) is TrackingError and _error_code(exc) in {"ENDPOINT_NOT_FOUND", ""}:
+                raise CapabilityUnsupported(
+                    f"the tracking server cannot restore runs ({exc}); on Azure ML restore the "
+                    f"job with `az ml job restore --name {run_id}`"
+                ) from exc
+            raise error from exc
+
+    # -- models -----------------------------------------------------------------------
+
+    def find_model_source(self, run: Run, artifact_path: str) -> ModelSource | None:
+        path = artifact_path.strip("/")
+        # MLflow 2 clients and Azure ML keep the model as a run artifact folder.
+        files = self._call(
+            "list_artifacts",
+            self._client.list_artifacts,
+            run.run_id,
+            path,
+            run_id=run.run_id,
+        )
+        if any(f.path.rstrip("/").endswith("MLmodel") for f in files):
+            return ModelSource(source=f"runs:/{run.run_id}/{path}")
+        # MLflow 3 logs models as LoggedModels linked to the run, not as run artifacts.
+        try:
+            models = self._search_logged_models(run, path)
+        except TrackingUnavailable:
+            raise
+        except TrackingError as exc:
+            log.info("no LoggedModel lookup on this server: %s", exc)
+            return None
+        if not models:
+            return None
+        model_id = str(models[-1])
+        return ModelSource(source=f"models:/{model_id}", model_id=model_id)
+
+    def _search_logged_models(self, run: Run, name: str) -> list[str]:
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            page = self._call(
+                "search_logged_models",
+                self._client.search_logged_models,
+                experiment_ids=[run.experiment_id],
+                filter_string=f"name = {quote(name)}",
+                page_token=token,
+            )
+            found.extend(m.model_id for m in page if m.source_run_id == run.run_id)
+            token = page.token
+            if not token:
+                return found
+
+    def _iter_versions(self, filter_string: str) -> Iterator[ModelVersion]:
+        token: str | None = None
+        while True:
+            page = self._call(
+                "search_model_versions",
+                self._client.search_model_versions,
+                filter_string=filter_string,
+                max_results=PAGE_SIZE,
+                page_token=token,
+            )
+            for mv in page:
+                yield _map_version(mv)
+            token = page.token
+            if not token:
+                return
+
+    def run_has_model_versions(self, run_id: str) -> bool:
+        try:
+            return any(True for _ in self._iter_versions(f"run_id = {quote(run_id)}"))
+        except TrackingUnavailable:
+            raise
+        except TrackingError:
+            # Azure ML may not filter versions by run: walk them all (rare: only on fallback).
+            return any(v.run_id == run_id for v in self._iter_versions(""))
+
+    def find_model_versions(self, name: str, run_id: str) -> list[ModelVersion]:
+        try:
+            versions = list(
+                self._iter_versions(f"name = {quote(name)} and run_id = {quote(run_id)}")
+            )
+        except TrackingUnavailable:
+            raise
+        except TrackingError:
+            versions = [
+                v for v in self._iter_versions(f"name = {quote(name)}") if v.run_id == run_id
+            ]
+        return sorted(versions, key=lambda v: int(v.version) if v.version.isdigit() else 0)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        try:
+            return _map_version(self._client.get_model_version_by_alias(name, alias))
+        except Exception as exc:
+            if is_transient(exc):
+                raise self._translate("get_model_version_by_alias", exc, None) from exc
+            if _error_code(exc) not in _NOT_FOUND_CODES:
+                log.info("alias lookup refused (%s); using the %s tag", exc, T.ALIAS_FALLBACK)
+        # No alias (or no alias support): the fallback tag, if a promotion ever set one.
+        try:
+            tagged = [
+                v
+                for v in self._iter_versions(f"name = {quote(name)}")
+                if v.tags.get(T.ALIAS_FALLBACK) == alias
+            ]
+        except TrackingUnavailable:
+            raise
+        except TrackingError:
+            return None
+        return max(tagged, key=lambda v: int(v.version) if v.version.isdigit() else 0, default=None)
+
+    def create_model_version(
+        self, name: str, source: ModelSource, run_id: str, tags: Mapping[str, str]
+    ) -> ModelVersion:
+        try:
+            self._client.create_registered_model(name)
+        except Exception as exc:
+            if _error_code(exc) not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+                raise self._translate("create_registered_model", exc, None) from exc
+        mv = self._call(
+            "create_model_version",
+            self._client.create_model_version,
+            name=name,
+            source=source.source,
+            run_id=run_id,
+            tags=dict(tags),
+            model_id=source.model_id,
+            await_creation_for=20,
+        )
+        return _map_version(mv)
+
+    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self._call(
+                "set_model_version_tag",
+                self._client.set_model_version_tag,
+                name,
+                version,
+                key,
+                value,
+            )
+
+    def set_alias(self, name: str, alias: str, version: str) -> str:
+        try:
+            self._client.set_registered_model_alias(name, alias, version)
+        except Exception as exc:
+            if is_transient(exc):
+                raise self._translate("set_registered_model_alias", exc, None) from exc
+            log.warning("registry refused alias %r (%s); tagging the version instead", alias, exc)
+            return self._set_alias_tag(name, alias, version)
+        return "alias"
+
+    def _set_alias_tag(self, name: str, alias: str, version: str) -> str:
+        for other in self._iter_versions(f"name = {quote(name)}"):
+            if other.version != version and other.tags.get(T.ALIAS_FALLBACK) == alias:
+                self._call(
+                    "delete_model_version_tag",
+                    self._client.delete_model_version_tag,
+                    name,
+                    other.version,
+                    T.ALIAS_FALLBACK,
+                )
+        self.set_model_version_tags(name, version, {T.ALIAS_FALLBACK: alias})
+        return f"tag {T.ALIAS_FALLBACK}"
+
+    # -- links --------------------------------------------------------------------------
+
+    def run_url(self, run: Run) -> str | None:
+        return run_url(self._uri, run)
+
+
+def run_url(tracking_uri: str, run: Run) -> str | None:
+    """Azure ML studio for azureml:// URIs, the MLflow UI for http(s) servers, else None."""
+    match = _AZUREML_URI.search(tracking_uri)
+    if tracking_uri.startswith("azureml://") and match:
+        wsid = (
+            f"/subscriptions/{match['sub']}/resourcegroups/{match['rg']}/workspaces/{match['ws']}"
+        )
+        return f"https://ml.azure.com/runs/{run.run_id}?wsid={wsid}"
+    if tracking_uri.startswith(("http://", "https://")):
+        base = tracking_uri.rstrip("/")
+        return f"{base}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+    return None

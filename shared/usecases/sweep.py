@@ -1,0 +1,84 @@
+"""The sweep: every experiment in scope, the run policies over recently finished runs.
+
+Runs are streamed page by page, so memory does not grow with the number of runs. One
+experiment that fails is reported and the others go on; a server that is down raises
+`TrackingUnavailable` so the invocation fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from shared.engine.executor import Executor
+from shared.engine.report import Record, Report
+from shared.errors import TrackingError
+from shared.model import Experiment
+from shared.settings import Settings
+from shared.tracking.gateway import RunQuery, TrackingGateway
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]
+
+
+def experiments_in_scope(gateway: TrackingGateway, settings: Settings) -> Iterator[Experiment]:
+    for experiment in gateway.iter_experiments():
+        if settings.in_scope(experiment.name):
+            yield experiment
+
+
+def scan_failed(experiment: Experiment, what: str, exc: Exception) -> Record:
+    return Record(
+        policy="sweep",
+        run_id="",
+        experiment=experiment.name,
+        action="scan-experiment",
+        outcome="failed",
+        reason=f"{what} failed: {exc}",
+    )
+
+
+def catch_up(
+    experiment: Experiment,
+    gateway: TrackingGateway,
+    settings: Settings,
+    executor: Executor,
+    now: datetime,
+    progress: Progress | None = None,
+) -> Iterator[Record]:
+    """Run policies over runs of one experiment that finished within the catch-up window."""
+    from shared.usecases.govern import govern_run
+
+    query = RunQuery(
+        experiment_id=experiment.experiment_id,
+        finished_after=now - timedelta(hours=settings.catchup_hours),
+    )
+    examined = 0
+    for run in gateway.iter_runs(query):
+        if not run.is_terminal:
+            continue
+        examined += 1
+        yield from govern_run(run, experiment, settings, executor, now)
+        if progress is not None:
+            progress(experiment.name, examined)
+
+
+def sweep(
+    gateway: TrackingGateway,
+    settings: Settings,
+    now: datetime,
+    *,
+    progress: Progress | None = None,
+) -> Report:
+    report = Report(command="sweep", dry_run=settings.dry_run)
+    executor = Executor(gateway, dry_run=settings.dry_run)
+    for experiment in experiments_in_scope(gateway, settings):
+        try:
+            for record in catch_up(experiment, gateway, settings, executor, now, progress):
+                report.add(record)
+        except TrackingError as exc:
+            log.warning("sweep of experiment %s failed: %s", experiment.name, exc)
+            report.add(scan_failed(experiment, "catch-up", exc))
+    return report

@@ -1,0 +1,102 @@
+"""Shared fixtures: a real `mlflow server` on loopback for the whole session."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+# The client must not spend minutes retrying against a server a test has stopped on purpose.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    uri: str
+    root: Path
+
+
+def _start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    command = [
+        str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--workers",
+        "1",
+    ]
+    log = (root / "server.log").open("wb")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+
+
+def _wait_healthy(uri: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {log.read_text(errors='replace')[-3000:]}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{uri}/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(
+        f"mlflow server not healthy in time: {log.read_text(errors='replace')[-3000:]}"
+    )
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real MLflow tracking server with a model registry (SQLite, local artifacts)."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    process = _start_server(root, port)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(uri, process, root / "server.log")
+        yield MlflowServer(uri=uri, root=root)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(root / "artifacts", ignore_errors=True)
+
+
+@pytest.fixture
+def client(mlflow_server: MlflowServer):  # -> MlflowClient
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow_server.uri, registry_uri=mlflow_server.uri)
+
+
+@pytest.fixture
+def experiment(client) -> tuple[str, str]:
+    """A fresh experiment (id, name) per test, so tests never see each other's runs."""
+    name = f"exp-{uuid.uuid4().hex[:10]}"
+    return client.create_experiment(name), name
