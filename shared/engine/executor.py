@@ -58,6 +58,8 @@ def describe(action: Action) -> dict[str, str]:
 
 class Executor:
     def __init__(self, gateway: TrackingGateway, *, dry_run: bool) -> None:
+        import shared.engine.handlers  # noqa: F401  (registers the other modules' handlers)
+
         self.gateway = gateway
         self.dry_run = dry_run
 
