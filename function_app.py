@@ -7,4 +7,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from functions.run_events import bp as run_events
+from functions.scheduled_sweep import bp as scheduled_sweep
+
 app = func.FunctionApp()
+app.register_functions(run_events)
+app.register_functions(scheduled_sweep)

@@ -1,6 +1,6 @@
 """Example cards from realistic sample data, rendered for docs/img (and used by the render test).
 
-    python scripts/example_cards.py docs/img      # writes <name>-card.json/.png per example
+python scripts/example_cards.py docs/img      # writes <name>-card.json/.png per example
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.notify.cards import (  # noqa: E402 (after the path set-up above)
+from shared.notify.cards import (
     ExperimentActivity,
     FailedAction,
     PromotionNotice,

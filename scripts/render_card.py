@@ -70,10 +70,7 @@ try {{
     result.didProcess = true;
   }};
   const card = new AdaptiveCards.AdaptiveCard();
-  card.hostConfig = new AdaptiveCards.HostConfig({{
-    fontFamily: "Segoe UI, Liberation Sans, DejaVu Sans, sans-serif",
-    actions: {{ maxActions: 6 }},
-  }});
+  // The library's default host config (at most 5 actions; Teams allows 6): stricter is safer.
   const context = new AdaptiveCards.SerializationContext(new AdaptiveCards.Version(1, 4));
   card.parse(payload, context);
   for (let i = 0; i < context.eventCount; i++) {{

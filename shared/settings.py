@@ -38,6 +38,7 @@ POLICY_KEYS = (
     "promotion_model_name",
     "promotion_artifact_path",
     "promotion_alias",
+    "promotion_min_improvement",
 )
 TEMPLATE_FIELDS = ("user", "experiment_name", "run_name")
 
@@ -105,6 +106,8 @@ class Policy(BaseModel):
     promotion_model_name: str = "{experiment_name}"
     promotion_artifact_path: str = "model"
     promotion_alias: str = "champion"
+    # Absolute margin a challenger must beat the champion by (damps near-identical versions).
+    promotion_min_improvement: float = Field(default=0.0, ge=0)
 
     @field_validator("cleanup_statuses", mode="before")
     @classmethod
@@ -154,6 +157,11 @@ class Policy(BaseModel):
     @classmethod
     def _threshold(cls, value: object) -> float | None:
         return None if _blank(value) else _number(value)
+
+    @field_validator("promotion_min_improvement", mode="before")
+    @classmethod
+    def _min_improvement(cls, value: object) -> float:
+        return 0.0 if _blank(value) else _number(value)
 
     @field_validator("promotion_goal", mode="before")
     @classmethod
@@ -236,6 +244,9 @@ class _Environment(BaseSettings):
         default=None, validation_alias="GOVERNANCE_PROMOTION_ARTIFACT_PATH"
     )
     promotion_alias: str | None = Field(default=None, validation_alias="GOVERNANCE_PROMOTION_ALIAS")
+    promotion_min_improvement: str | None = Field(
+        default=None, validation_alias="GOVERNANCE_PROMOTION_MIN_IMPROVEMENT"
+    )
 
 
 class PolicyOverride(BaseModel):

@@ -8,11 +8,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shared.cli import check, demo, sweep
+from shared.cli import check, demo, handle_event, restore, sweep
 from shared.cli.common import EXIT_INVALID, EXIT_OK, Command
 from shared.errors import InvalidEvent, SettingsError, TrackingUnavailable
 
-COMMANDS: tuple[Command, ...] = (check.COMMAND, sweep.COMMAND, demo.COMMAND)
+COMMANDS: tuple[Command, ...] = (
+    check.COMMAND,
+    sweep.COMMAND,
+    handle_event.COMMAND,
+    restore.COMMAND,
+    demo.COMMAND,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +49,8 @@ def _configure_logging(verbosity: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     # MLflow configures its own logger at import and narrates store creation at INFO.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # MLflow writes "View run" links on stdout, which would corrupt `--json` output.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)

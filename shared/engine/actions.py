@@ -62,3 +62,45 @@ class SetRunTags(Action):
     set_tags: Mapping[str, str]
     delete_tags: tuple[str, ...] = ()
     kind = "set-run-tags"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteRun(Action):
+    """Tag a run with why and when, then soft-delete it (MLflow `delete_run`).
+
+    The handler re-reads the run first: one protected, changed or already gone since the
+    sweep decided is left alone. A parent is deleted only once no child of it is active.
+    """
+
+    status: str
+    age_hours: float
+    set_tags: Mapping[str, str]
+    protect_tag: str
+    is_parent: bool = False
+    kind = "delete-run"
+
+    @property
+    def details(self) -> dict[str, str]:
+        return {
+            "status": self.status,
+            "age_hours": f"{self.age_hours:.1f}",
+            **{f"set:{k}": v for k, v in self.set_tags.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreRun(Action):
+    """Restore a run this tool deleted, clear its deletion tags and mark it restored."""
+
+    deleted_at: str
+    set_tags: Mapping[str, str]
+    clear_tags: tuple[str, ...]
+    kind = "restore-run"
+
+    @property
+    def details(self) -> dict[str, str]:
+        return {
+            "deleted_at": self.deleted_at,
+            **{f"set:{k}": v for k, v in self.set_tags.items()},
+            **{f"delete:{k}": "" for k in self.clear_tags},
+        }

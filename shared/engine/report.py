@@ -104,8 +104,23 @@ class Report:
         hidden = len(self.records) - len(shown)
         if hidden:
             lines.append(f"({hidden} runs needed nothing; --json lists them)")
+        per_experiment = self.extra.get("experiments")
+        if isinstance(per_experiment, list) and per_experiment:
+            lines += ["", "Per experiment:", *_count_table(per_experiment), ""]
         lines.append(self.summary_line())
         return "\n".join(lines)
+
+
+def _count_table(rows: list[dict[str, object]]) -> list[str]:
+    """Rows of counts (the sweep's per-experiment figures) as aligned text columns."""
+    keys = list(rows[0])
+    cells = [[k.upper().replace("_", " ") for k in keys]]
+    cells += [[str(row.get(k, "")) for k in keys] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(keys))]
+    return [
+        "  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(line))
+        for line in cells
+    ]
 
 
 def _run_label(record: Record) -> str:

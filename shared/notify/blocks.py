@@ -21,6 +21,8 @@ CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 LIST_PREFIX = "list."
 MORE_SUFFIX = ".more"
 MAX_TEXT = 160
+# More rows than this make a card people scroll past; the rest is "… and N more".
+MAX_ROWS = 20
 
 Card = dict[str, Any]
 Element = dict[str, Any]
@@ -32,6 +34,7 @@ _SINGULAR = {
     "promotions": "promotion",
     "actions": "action",
     "owners": "owner",
+    "failed actions": "failed action",
 }
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>])")
 _URL_SAFE = ":/?#@!$&'*+,;=%~-._"
@@ -133,9 +136,13 @@ def columns(cells: Sequence[Sequence[Element]], *, spacing: str | None = None) -
     return block
 
 
-def item_list(noun: str, key: str, rows: Sequence[Element]) -> Element:
-    """Rows `fit()` may shorten, replacing the tail with "… and N more <noun>"."""
-    return container(rows, block_id=f"{LIST_PREFIX}{noun}.{key}")
+def item_list(noun: str, key: str, rows: Sequence[Element], limit: int = MAX_ROWS) -> Element:
+    """Rows `fit()` may shorten further; past `limit` the tail is "… and N more <noun>"."""
+    list_id = f"{LIST_PREFIX}{noun}.{key}"
+    shown = list(rows[:limit])
+    if len(rows) > limit:
+        shown.append(more_line(list_id, len(rows) - limit))
+    return container(shown, block_id=list_id, spacing="Small")
 
 
 def more_line(list_id: str, hidden: int) -> Element:
@@ -148,7 +155,13 @@ def more_line(list_id: str, hidden: int) -> Element:
 
 def dry_run_banner() -> Element:
     return container(
-        [text("DRY RUN: decided and reported; nothing was changed.", weight="Bolder")],
+        [
+            text(
+                "DRY RUN: decided and reported; nothing was changed.",
+                weight="Bolder",
+                color="Warning",
+            )
+        ],
         style="warning",
     )
 
@@ -216,9 +229,10 @@ def age(hours: float) -> str:
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.0f} h"
 
 
-def when(moment: datetime) -> str:
+def day_time(moment: datetime) -> str:
+    """Shorter than `when`: weekday, day, month and time (UTC implied by the caller)."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%a %d %b %Y %H:%M UTC")
+    return aware.astimezone(UTC).strftime("%a %d %b %H:%M")
 
 
 def plural(count: int, noun: str) -> str:

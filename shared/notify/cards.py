@@ -17,6 +17,7 @@ from shared.notify.blocks import (
     age,
     card,
     container,
+    day_time,
     dry_run_banner,
     duration,
     encode_envelope,
@@ -32,7 +33,6 @@ from shared.notify.blocks import (
     signed,
     text,
     title,
-    when,
 )
 from shared.notify.notices import (
     CleanupNotice,
@@ -79,7 +79,7 @@ def _head(heading_text: str, dry_run: bool) -> list[Element]:
 def promotion_card(notice: PromotionNotice) -> Card:
     n = notice
     version = f"v{md(n.version)}" if n.version else "(new version)"
-    verb = "Would promote" if n.dry_run else "Model promoted"
+    verb = "would promote" if n.dry_run else "Model promoted"
     comparison = "≥" if n.goal != "minimize" else "≤"
     result = f"{num(n.value)} (threshold {comparison} {num(n.threshold)})"
     if n.previous_value is not None:
@@ -123,8 +123,8 @@ def violations_card(violations: Sequence[Violation], *, dry_run: bool = False) -
         by_owner.setdefault(v.owner.strip() or UNKNOWN_OWNER, []).append(v)
     owners = sorted(by_owner.items(), key=lambda kv: (kv[0] == UNKNOWN_OWNER, -len(kv[1]), kv[0]))
     body = _head(f"{plural(len(violations), 'runs')} missing required tags", dry_run)
-    note = "would be tagged" if dry_run else "tagged"
-    body.append(text(f"Runs are {note} governance.compliance = noncompliant until fixed."))
+    verb = "would be" if dry_run else "are"
+    body.append(text(f"These runs {verb} tagged governance.compliance = noncompliant until fixed."))
     groups: list[Element] = []
     for i, (owner, runs) in enumerate(owners):
         rows = [
@@ -188,8 +188,11 @@ def summary_card(summary: Summary) -> Card:
     """Totals first, then the experiments with activity (most active first), then details."""
     s = summary
     body = _head("MLflow governance summary", s.dry_run)
-    where = f" · {md(s.source)}" if s.source else ""
-    body.append(text(f"{when(s.window_start)} → {when(s.window_end)}{where}", subtle=True))
+    hours = (s.window_end - s.window_start).total_seconds() / 3600
+    scope = f"{md(s.source)} · last {hours:g} h" if s.source else f"Last {hours:g} h"
+    body.append(text(scope, subtle=True))
+    span = f"{day_time(s.window_start)} → {day_time(s.window_end)} UTC"
+    body.append(text(span, subtle=True, spacing="None"))
     body.append(facts((md(k), str(v)) for k, v in s.totals.items()))
     active = sorted(
         (e for e in s.experiments if e.activity), key=lambda e: (-e.activity, e.experiment)
@@ -223,16 +226,17 @@ def summary_card(summary: Summary) -> Card:
 
 def _experiment_row(e: ExperimentActivity, metric: str | None) -> Element:
     counts = [
-        (e.finished, "finished"),
-        (e.failed, "failed"),
-        (e.killed, "killed"),
-        (e.deleted, "deleted"),
-        (e.restored, "restored"),
-        (e.promotions, "promoted"),
-        (e.noncompliant, "noncompliant"),
-        (e.failed_actions, "failed actions"),
+        f"{e.finished} finished",
+        f"{e.failed} failed",
+        f"{e.killed} killed",
+        f"{e.deleted} deleted",
+        f"{e.restored} restored",
+        f"{e.promotions} promoted",
+        f"{e.noncompliant} noncompliant",
+        plural(e.failed_actions, "failed actions"),
     ]
-    line = " · ".join(f"{c} {label}" for c, label in counts if c)
+    # Non-breaking spaces keep "1 failed action" on one line when the row wraps.
+    line = " · ".join(c.replace(" ", "\u00a0") for c in counts if not c.startswith("0 "))
     items = [text(f"**{md(e.experiment)}**"), text(line, spacing="None", subtle=True)]
     if metric and e.best_value is not None:
         best = f"best {md(metric)} {num(e.best_value)}"
@@ -244,9 +248,9 @@ def _experiment_row(e: ExperimentActivity, metric: str | None) -> Element:
 
 def _promotion_row(p: PromotionNotice) -> Element:
     version = f" v{md(p.version)}" if p.version else ""
-    was = f", was {num(p.previous_value)}" if p.previous_value is not None else ""
+    was = f" (was {num(p.previous_value)})" if p.previous_value is not None else ""
     return text(
-        f"{md(p.model_name)}{version} ← {link(p.run_name or p.run_id, p.run_url)}: "
+        f"**{md(p.model_name)}{version}** from {link(p.run_name or p.run_id, p.run_url)}: "
         f"{md(p.metric)} {num(p.value)}{was}",
         spacing="None",
     )

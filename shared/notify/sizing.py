@@ -105,4 +105,7 @@ def _placeholder(card: Card) -> Card:
     )
     heading["text"] = str(heading.get("text", ""))[:200]
     note = _text("This notice was too large for Teams; the command's --json report has it all.")
-    return {**card, "body": [heading, note], "actions": card.get("actions", [])[:1]}
+    result: Card = {**card, "body": [heading, note]}
+    if card.get("actions"):
+        result["actions"] = card["actions"][:1]
+    return result

@@ -217,9 +217,21 @@ def _secret_forms(url: str) -> tuple[str, ...]:
     return tuple(sorted((f for f in forms if len(f) > 8), key=len, reverse=True))
 
 
+def _path_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Any URL-like token through the webhook's path, however its query was re-encoded."""
+    paths = {urlsplit(s).path for s in secrets if s.startswith(("http://", "https://"))}
+    paths = {p for p in paths if len(p) > 8}
+    if not paths:
+        return None
+    alternatives = "|".join(re.escape(p) for p in sorted(paths, key=len, reverse=True))
+    return re.compile(rf"[^\s\"'<>]*(?:{alternatives})[^\s\"'<>]*")
+
+
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         text = text.replace(secret, _MASKED)
+    if (pattern := _path_pattern(secrets)) is not None:
+        text = pattern.sub(_MASKED, text)
     return _SIG.sub(r"\1(masked)", text)
 
 

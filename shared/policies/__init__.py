@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from shared.policies.base import RunPolicy
+from shared.policies.cleanup_failed_runs import NAME as CLEANUP_FAILED_RUNS
+from shared.policies.promote_to_registry import PromoteToRegistry
 from shared.policies.require_tags import RequireTags
 
 # Order matters: promotion needs the compliance that require-tags decides first.
-RUN_POLICIES: tuple[RunPolicy, ...] = (RequireTags(),)
+RUN_POLICIES: tuple[RunPolicy, ...] = (RequireTags(), PromoteToRegistry())
 
 # Every policy name, including the sweep-level ones; the CLI and errors list these.
-POLICY_NAMES: tuple[str, ...] = tuple(p.name for p in RUN_POLICIES)
+POLICY_NAMES: tuple[str, ...] = (CLEANUP_FAILED_RUNS, *(p.name for p in RUN_POLICIES))
 
 
 def get_run_policy(name: str) -> RunPolicy:

@@ -128,7 +128,9 @@ def _matches(run: Run, query: RunQuery) -> bool:
 class MlflowGateway:
     """`TrackingGateway` over `MlflowClient`."""
 
-    def __init__(self, tracking_uri: str, client: Any | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, client: Any | None = None, *, page_size: int | None = None
+    ) -> None:
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
         from mlflow import MlflowClient
@@ -137,6 +139,12 @@ class MlflowGateway:
         self._client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         # Flipped off the first time the server refuses a filter; the client filters instead.
         self.server_filters = True
+        # Injectable so tests can cross page boundaries without thousands of runs.
+        self._page_size = page_size
+
+    @property
+    def page_size(self) -> int:
+        return self._page_size or PAGE_SIZE
 
     @property
     def tracking_uri(self) -> str:
@@ -145,12 +153,18 @@ class MlflowGateway:
     # -- error translation -------------------------------------------------------------
 
     def _call(
-        self, what: str, fn: Callable[..., _R], *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        what: str,
+        fn: Callable[..., _R],
+        *args: Any,
+        for_run: str | None = None,
+        **kwargs: Any,
     ) -> _R:
+        """Call the client; `for_run` names the run a not-found error is about."""
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            raise self._translate(what, exc, run_id) from exc
+            raise self._translate(what, exc, for_run) from exc
 
     def _translate(self, what: str, exc: Exception, run_id: str | None) -> Exception:
         if isinstance(exc, TrackingError | TrackingUnavailable):
@@ -169,7 +183,7 @@ class MlflowGateway:
             page = self._call(
                 "search_experiments",
                 self._client.search_experiments,
-                max_results=PAGE_SIZE,
+                max_results=self.page_size,
                 page_token=token,
             )
             for exp in page:
@@ -190,7 +204,7 @@ class MlflowGateway:
         return Experiment(experiment_id=str(exp.experiment_id), name=exp.name)
 
     def get_run(self, run_id: str) -> Run:
-        return _map_run(self._call("get_run", self._client.get_run, run_id, run_id=run_id))
+        return _map_run(self._call("get_run", self._client.get_run, run_id, for_run=run_id))
 
     def _server_filter(self, query: RunQuery, status: str | None) -> str:
         clauses: list[str] = []
@@ -198,6 +212,10 @@ class MlflowGateway:
             clauses.append(f"attributes.status = '{status}'")
         if query.finished_after is not None:
             clauses.append(f"attributes.end_time >= {_to_ms(query.finished_after)}")
+        if query.finished_before is not None:
+            # Not end_time: a run without one counts by its start, and end >= start, so
+            # "started before" is the condition the server can check for both kinds.
+            clauses.append(f"attributes.start_time < {_to_ms(query.finished_before)}")
         for key, value in (query.tag_equals or {}).items():
             clauses.append(f"tags.`{key}` = {quote(value)}")
         return " and ".join(clauses)
@@ -212,7 +230,7 @@ class MlflowGateway:
                 [experiment_id],
                 filter_string=filter_string,
                 run_view_type=view,
-                max_results=PAGE_SIZE,
+                max_results=self.page_size,
                 order_by=["attributes.start_time DESC"],
                 page_token=token,
             )
@@ -265,7 +283,7 @@ class MlflowGateway:
 
         if tags:
             batch = [RunTag(key, value) for key, value in tags.items()]  # type: ignore[no-untyped-call]
-            self._call("log_batch", self._client.log_batch, run_id, tags=batch, run_id=run_id)
+            self._call("log_batch", self._client.log_batch, run_id, tags=batch, for_run=run_id)
         for key in delete:
             try:
                 self._client.delete_tag(run_id, key)
@@ -276,7 +294,7 @@ class MlflowGateway:
                 raise self._translate("delete_tag", exc, run_id) from exc
 
     def delete_run(self, run_id: str) -> None:
-        self._call("delete_run", self._client.delete_run, run_id, run_id=run_id)
+        self._call("delete_run", self._client.delete_run, run_id, for_run=run_id)
 
     def restore_run(self, run_id: str) -> None:
         try:
@@ -300,7 +318,7 @@ class MlflowGateway:
             self._client.list_artifacts,
             run.run_id,
             path,
-            run_id=run.run_id,
+            for_run=run.run_id,
         )
         if any(f.path.rstrip("/").endswith("MLmodel") for f in files):
             return ModelSource(source=f"runs:/{run.run_id}/{path}")
@@ -340,7 +358,7 @@ class MlflowGateway:
                 "search_model_versions",
                 self._client.search_model_versions,
                 filter_string=filter_string,
-                max_results=PAGE_SIZE,
+                max_results=self.page_size,
                 page_token=token,
             )
             for mv in page:

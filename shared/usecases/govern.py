@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 
-from shared.engine.actions import SetRunTags
+from shared.engine.actions import Action, SetRunTags
 from shared.engine.executor import Executor
 from shared.engine.report import Record
 from shared.model import Experiment, Run
@@ -20,11 +21,15 @@ def govern_run(
     settings: Settings,
     executor: Executor,
     now: datetime,
+    *,
+    defer: Callable[[Action], bool] | None = None,
 ) -> list[Record]:
     """Evaluate and apply each enabled run policy in order.
 
     Each policy sees the run as the previous ones left it (tags applied, or planned in
     dry-run), so promotion judges the compliance that require-tags has just decided.
+    `defer` may take an action instead of applying it now (returns True): the sweep keeps
+    promotions back to apply only the best per registered model.
     """
     context = RunContext(
         now=now, experiment=experiment, policy=settings.policy_for(experiment.name)
@@ -36,6 +41,8 @@ def govern_run(
             continue
         facts = policy.facts(current, context, executor.gateway)
         for action in policy.evaluate(current, context, facts):
+            if defer is not None and defer(action):
+                continue
             record = executor.apply_one(action)
             records.append(record)
             if isinstance(action, SetRunTags) and record.outcome in ("applied", "planned"):

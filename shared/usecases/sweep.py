@@ -1,4 +1,4 @@
-"""The sweep: every experiment in scope, the run policies over recently finished runs.
+"""The sweep: every experiment in scope; cleanup first, then the run policies over recent runs.
 
 Runs are streamed page by page, so memory does not grow with the number of runs. One
 experiment that fails is reported and the others go on; a server that is down raises
@@ -11,12 +11,16 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
+from shared.engine.actions import Action
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
 from shared.errors import TrackingError
 from shared.model import Experiment
+from shared.policies.promote_to_registry import RegisterModelVersion, best_per_model
 from shared.settings import Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway
+from shared.usecases.cleanup import cleanup
+from shared.usecases.tally import SweepTally
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ def catch_up(
     executor: Executor,
     now: datetime,
     progress: Progress | None = None,
+    *,
+    defer: Callable[[Action], bool] | None = None,
 ) -> Iterator[Record]:
     """Run policies over runs of one experiment that finished within the catch-up window."""
     from shared.usecases.govern import govern_run
@@ -60,7 +66,7 @@ def catch_up(
         if not run.is_terminal:
             continue
         examined += 1
-        yield from govern_run(run, experiment, settings, executor, now)
+        yield from govern_run(run, experiment, settings, executor, now, defer=defer)
         if progress is not None:
             progress(experiment.name, examined)
 
@@ -74,11 +80,36 @@ def sweep(
 ) -> Report:
     report = Report(command="sweep", dry_run=settings.dry_run)
     executor = Executor(gateway, dry_run=settings.dry_run)
-    for experiment in experiments_in_scope(gateway, settings):
+    held: list[Action] = []
+
+    def hold(action: Action) -> bool:
+        # Promotions wait for the whole catch-up: a hyperparameter search that finished many
+        # trials gets one new version (its best), not one per trial that beat the champion.
+        if isinstance(action, RegisterModelVersion):
+            held.append(action)
+            return True
+        return False
+
+    # Listed once per sweep (so new experiments are picked up); small next to their runs.
+    experiments = list(experiments_in_scope(gateway, settings))
+    tally = SweepTally()
+    for experiment in experiments:
+        tally.include(experiment.name)  # every experiment in scope gets a row, even an idle one
+    # Cleanup first: its candidates are counted across every experiment before any deletion.
+    cleanup(experiments, gateway, settings, executor, now, report, tally)
+    for experiment in experiments:
         try:
-            for record in catch_up(experiment, gateway, settings, executor, now, progress):
+            for record in catch_up(
+                experiment, gateway, settings, executor, now, tally.progress(progress), defer=hold
+            ):
                 report.add(record)
+                tally.count(record)
         except TrackingError as exc:
             log.warning("sweep of experiment %s failed: %s", experiment.name, exc)
             report.add(scan_failed(experiment, "catch-up", exc))
+            tally.count(report.records[-1])
+    for action in best_per_model(held):
+        report.add(executor.apply_one(action))
+        tally.count(report.records[-1])
+    report.extra["experiments"] = tally.rows()
     return report

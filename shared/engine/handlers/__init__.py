@@ -6,3 +6,7 @@ The executor imports it once, so every action type has its handler before anythi
 from __future__ import annotations
 
 # One import per handler module (each registers itself with `@handler`).
+from shared.engine.handlers import (  # noqa: F401
+    cleanup,
+    promotion,
+)

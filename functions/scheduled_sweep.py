@@ -1,0 +1,34 @@
+"""`scheduled_sweep`: the timer that runs one sweep (cleanup, then catch-up), as `mlgov sweep` does.
+
+A tracking server that is down raises, so the invocation shows as failed (timers are not
+retried: the next schedule is the retry). Settings and clients are built on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+
+
+# The schedule is an app setting (NCRONTAB, UTC); never run_on_startup in production,
+# where a scale-out or restart would otherwise start extra sweeps.
+@bp.function_name("scheduled_sweep")
+@bp.timer_trigger(
+    schedule="%GOVERNANCE_SWEEP_SCHEDULE%",
+    arg_name="timer",
+    run_on_startup=False,
+    use_monitor=True,
+)
+def scheduled_sweep(timer: func.TimerRequest) -> None:
+    from shared.bootstrap import get_gateway, utcnow
+    from shared.settings import get_settings
+    from shared.usecases.sweep import sweep
+
+    if timer.past_due:
+        log.warning("scheduled_sweep is past due: running now")
+    report = sweep(get_gateway(), get_settings(), utcnow())
+    log.info("scheduled_sweep: %s", report.summary_line())

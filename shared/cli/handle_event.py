@@ -1,0 +1,56 @@
+"""`mlgov handle-event FILE|-`: handle run events from a file or stdin, as `on_run_event` does.
+
+The input is one event or a JSON array, in the Event Grid or the CloudEvents schema. Valid
+events are handled even when others in the same input are malformed; those make the exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shared.bootstrap import build_gateway, utcnow
+from shared.cli.common import EXIT_INVALID, Command, add_report_flags, emit, settings_for
+from shared.errors import InvalidEvent
+
+
+def _read(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        return Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidEvent(None, f"cannot read {source}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from shared.events import parse_events
+    from shared.usecases.run_event import handle_events
+
+    settings = settings_for(args)
+    events, rejected = parse_events(_read(args.file))
+    report = handle_events(events, build_gateway(settings), settings, utcnow())
+    if rejected:
+        report.extra["rejected_events"] = [
+            {"event_id": exc.event_id, "problem": exc.problem} for exc in rejected
+        ]
+    code = emit(report, args)
+    for exc in rejected:
+        print(f"mlgov: invalid input: {exc}", file=sys.stderr)
+    return EXIT_INVALID if rejected else code
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "file", metavar="FILE|-", help="JSON file with one event or an array; - reads stdin"
+    )
+    add_report_flags(parser)
+
+
+COMMAND = Command(
+    name="handle-event",
+    help="handle Azure ML run events (Event Grid or CloudEvents JSON) as on_run_event does",
+    configure=configure,
+    run=run,
+)

@@ -1,0 +1,58 @@
+"""`mlgov restore [--since HOURS]`: undo this tool's deletions in a window (restore the runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.bootstrap import build_gateway, utcnow
+from shared.cli.common import EXIT_FAILED, Command, add_report_flags, emit, settings_for
+from shared.usecases.restore import restore
+
+DEFAULT_SINCE_HOURS = 24.0
+
+
+def _hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of hours: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 hours, got {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    report = restore(build_gateway(settings), settings, utcnow(), args.since)
+    code = emit(report, args)
+    details = report.extra.get("restore")
+    if isinstance(details, dict) and details.get("unsupported"):
+        print(
+            "mlgov: this tracking server cannot restore deleted runs, so nothing was restored.\n"
+            f"  {details['unsupported']}\n"
+            "  On Azure ML: `az ml job restore --name <run id>` or `ml_client.jobs.restore(name)`"
+            " (azure-ai-ml); the run ids are listed above.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return code
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_report_flags(parser)
+    parser.add_argument(
+        "--since",
+        type=_hours,
+        default=DEFAULT_SINCE_HOURS,
+        metavar="HOURS",
+        help=f"restore runs this tool deleted in the last HOURS (default {DEFAULT_SINCE_HOURS:g})",
+    )
+
+
+COMMAND = Command(
+    name="restore",
+    help="restore the runs this tool deleted (by its governance.deleted_* tags)",
+    configure=configure,
+    run=run,
+)

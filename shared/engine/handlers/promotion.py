@@ -1,0 +1,83 @@
+"""Applies `RegisterModelVersion` as one idempotent unit: version, alias, run tag.
+
+Every step first looks at what is already there, so a duplicate event or a retry after a
+crash halfway finishes the job instead of registering a second version for the same run.
+"""
+
+from __future__ import annotations
+
+from shared import tags as T
+from shared.engine.executor import Result, handler
+from shared.model import ModelVersion
+from shared.policies.promote_to_registry import RegisterModelVersion, beats, version_metric
+from shared.tracking.gateway import TrackingGateway
+
+
+def _overtaken_by(
+    gateway: TrackingGateway, action: RegisterModelVersion, ours: str | None
+) -> ModelVersion | None:
+    """The version the alias points at now, if it moved since the decision to one that is
+    as good as this run or better (then the alias must not move back)."""
+    current = gateway.get_model_version_by_alias(action.model_name, action.alias)
+    if current is None or current.version in (ours, action.previous_version):
+        return None
+    value = version_metric(gateway, current, action.metric)
+    if value is not None and beats(action.value, value, action.goal):
+        return None
+    return current
+
+
+def _skip_overtaken(action: RegisterModelVersion, current: ModelVersion, registered: str) -> Result:
+    note = f"; v{registered} of this run stays registered without the alias" if registered else ""
+    return Result(
+        outcome="skipped",
+        reason=f"{action.alias} moved meanwhile to {action.model_name} v{current.version}, "
+        f"as good or better: left there{note}",
+        details={"current_version": current.version},
+    )
+
+
+@handler(RegisterModelVersion)
+def register_model_version(gateway: TrackingGateway, action: RegisterModelVersion) -> Result:
+    run_id, name = action.target.run_id, action.model_name
+    version_tags = {
+        T.SOURCE_RUN_ID: run_id,
+        T.METRIC: action.metric,
+        T.METRIC_VALUE: repr(action.value),
+    }
+
+    existing = gateway.find_model_versions(name, run_id)
+    if existing:
+        version = existing[0]
+        stale = {k: v for k, v in version_tags.items() if version.tags.get(k) != v}
+        if stale:
+            gateway.set_model_version_tags(name, version.version, stale)
+        created = False
+    else:
+        overtaken = _overtaken_by(gateway, action, None)
+        if overtaken is not None:
+            return _skip_overtaken(action, overtaken, "")
+        source = gateway.find_model_source(gateway.get_run(run_id), action.artifact_path)
+        if source is None:
+            return Result(
+                outcome="skipped",
+                reason=f"no model at '{action.artifact_path}' in this run (neither an MLmodel "
+                "run artifact nor a logged model of that name): nothing registered",
+            )
+        version = gateway.create_model_version(name, source, run_id, version_tags)
+        created = True
+
+    # Compare-and-set: re-read the alias right before moving it.
+    overtaken = _overtaken_by(gateway, action, version.version)
+    if overtaken is not None:
+        return _skip_overtaken(action, overtaken, version.version)
+    how = gateway.set_alias(name, action.alias, version.version)
+    gateway.set_run_tags(run_id, {T.PROMOTED_TO: f"{name}:{version.version}"})
+
+    verb = "registered" if created else "reused"
+    via = "" if how == "alias" else f" (registry refused aliases: set as {how})"
+    return Result(
+        reason=f"{action.reason}; {verb} {name} v{version.version}, "
+        f"{action.alias} -> v{version.version}{via}",
+        details={"version": version.version, "alias_set_as": how, "source": version.source},
+    )

@@ -1,0 +1,126 @@
+"""`cleanup-failed-runs`: which runs the sweep may soft-delete, and which it must spare.
+
+Pure decisions: the clock comes from the context, lookups (model versions, children) from
+`CleanupFacts`. The sweep-wide cap is applied by the use case, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from shared import tags as T
+from shared.engine.actions import Action, DeleteRun, Skip, Target
+from shared.model import Run, normalise_status
+from shared.policies.base import RunContext
+from shared.settings import Policy, env_name
+from shared.tracking.gateway import RunQuery
+
+NAME = "cleanup-failed-runs"
+MAX_RUNS_SETTING = "GOVERNANCE_CLEANUP_MAX_RUNS"
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupFacts:
+    """What the decision needs beyond the run: read by the use case before deciding."""
+
+    has_model_versions: bool = False
+    # Children that would outlive their parent, each as "name (id): why it stays".
+    blocking_children: tuple[str, ...] = ()
+    child_count: int = 0
+
+
+def enabled(policy: Policy) -> bool:
+    return bool(policy.cleanup_statuses)
+
+
+def cutoff(policy: Policy, now: datetime) -> datetime:
+    """Runs that finished before this moment are past the grace period."""
+    return now - timedelta(hours=policy.cleanup_after_hours)
+
+
+def candidate_query(experiment_id: str, policy: Policy, now: datetime) -> RunQuery:
+    return RunQuery(
+        experiment_id=experiment_id,
+        statuses=policy.cleanup_statuses,
+        finished_before=cutoff(policy, now),
+    )
+
+
+def spared_by_tag(run: Run, policy: Policy) -> str | None:
+    """Why a run's own tags keep it (protect tag, or restored by `mlgov restore`), else None."""
+    if run.tags.get(policy.protect_tag, "").strip().lower() == "true":
+        return f"protected by {policy.protect_tag}=true"
+    restored = run.tags.get(T.RESTORED_AT)
+    if restored:
+        return f"restored by mlgov restore at {restored} (remove {T.RESTORED_AT} to allow cleanup)"
+    return None
+
+
+def not_candidate(run: Run, policy: Policy, now: datetime) -> str | None:
+    """Why a run is outside the cleanup filter (status, age), or None when it matches it."""
+    status = normalise_status(run.status)
+    if status not in policy.cleanup_statuses:
+        listed = ",".join(sorted(policy.cleanup_statuses)) or "none"
+        return f"status {status} is not in {env_name('cleanup_statuses')} ({listed})"
+    finished = run.finished_at
+    if finished is None:
+        return "run has neither an end nor a start time"
+    if finished >= cutoff(policy, now):
+        grace = policy.cleanup_after_hours
+        return f"ended {_hours(now - finished)} h ago, within the {grace:g} h grace period"
+    return None
+
+
+def is_candidate(run: Run, policy: Policy, now: datetime) -> bool:
+    """Matches the filter and is not spared by its tags: what the sweep-wide cap counts."""
+    if run.deleted:
+        return False
+    return not_candidate(run, policy, now) is None and spared_by_tag(run, policy) is None
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:.1f}"
+
+
+def evaluate(run: Run, context: RunContext, facts: CleanupFacts) -> list[Action]:
+    """Delete the run, or say why not. Every "never delete" rule of cleanup lives here."""
+    policy = context.policy
+    target = Target.of(run, context.experiment.name)
+    why_not = (
+        ("run is already deleted" if run.deleted else None)
+        or not_candidate(run, policy, context.now)
+        or spared_by_tag(run, policy)
+    )
+    if why_not is None and facts.has_model_versions:
+        why_not = "produced a registered model version"
+    if why_not is None and facts.blocking_children:
+        shown = "; ".join(facts.blocking_children[:3])
+        more = len(facts.blocking_children) - 3
+        why_not = f"parent of runs that stay: {shown}" + (f" (+{more} more)" if more > 0 else "")
+    if why_not is not None:
+        return [Skip(policy=NAME, target=target, reason=why_not)]
+
+    assert run.finished_at is not None  # checked by not_candidate
+    status = normalise_status(run.status)
+    age = context.now - run.finished_at
+    hours = age.total_seconds() / 3600
+    reason = (
+        f"{NAME}: status {status}, ended {hours:.1f} h ago "
+        f"(grace period {policy.cleanup_after_hours:g} h)"
+    )
+    return [
+        DeleteRun(
+            policy=NAME,
+            target=target,
+            reason=f"{status} run ended {hours:.1f} h ago (grace {policy.cleanup_after_hours:g} h)",
+            status=status,
+            age_hours=hours,
+            set_tags={
+                T.DELETED_REASON: reason,
+                T.DELETED_AT: context.now.astimezone(UTC).isoformat(timespec="seconds"),
+            },
+            protect_tag=policy.protect_tag,
+            is_parent=facts.child_count > 0,
+        )
+    ]

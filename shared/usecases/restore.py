@@ -1,0 +1,81 @@
+"""`restore`: bring back the runs this tool deleted in a window, found by its own tags.
+
+A restored run keeps a `governance.restored_at` tag, so the next sweep does not delete it
+again; the deletion tags are cleared.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from shared import tags as T
+from shared.engine.actions import RestoreRun, Target
+from shared.engine.executor import Executor
+from shared.engine.report import Report
+from shared.errors import TrackingError
+from shared.model import Run
+from shared.settings import Settings
+from shared.tracking.gateway import RunQuery, TrackingGateway
+from shared.usecases.sweep import experiments_in_scope, scan_failed
+
+log = logging.getLogger(__name__)
+
+POLICY = "restore"
+
+
+def deleted_at(run: Run) -> datetime | None:
+    """When this tool deleted the run (its `governance.deleted_at` tag), if it did."""
+    if T.DELETED_REASON not in run.tags:
+        return None
+    try:
+        moment = datetime.fromisoformat(run.tags.get(T.DELETED_AT, ""))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def restore(
+    gateway: TrackingGateway, settings: Settings, now: datetime, since_hours: float
+) -> Report:
+    """Restore every run in scope this tool deleted in the last `since_hours` hours."""
+    report = Report(command="restore", dry_run=settings.dry_run)
+    executor = Executor(gateway, dry_run=settings.dry_run)
+    since = now - timedelta(hours=since_hours)
+    unsupported: str | None = None
+    for experiment in experiments_in_scope(gateway, settings):
+        # Deleted runs carrying our tag: tag *presence* has no server filter, so the
+        # client checks it; the deleted view is small next to the active one.
+        try:
+            for run in gateway.iter_runs(
+                RunQuery(experiment_id=experiment.experiment_id, deleted=True)
+            ):
+                moment = deleted_at(run)
+                if moment is None or moment < since:
+                    continue
+                action = RestoreRun(
+                    policy=POLICY,
+                    target=Target.of(run, experiment.name),
+                    reason=f"deleted by mlgov at {run.tags[T.DELETED_AT]}",
+                    deleted_at=run.tags[T.DELETED_AT],
+                    set_tags={T.RESTORED_AT: now.astimezone(UTC).isoformat(timespec="seconds")},
+                    clear_tags=(T.DELETED_REASON, T.DELETED_AT),
+                )
+                record = executor.apply_one(action)
+                report.add(record)
+                if record.details.get("unsupported") == "true":
+                    unsupported = record.reason
+                    break
+        except TrackingError as exc:
+            log.warning("restore in experiment %s failed: %s", experiment.name, exc)
+            report.add(scan_failed(experiment, "listing deleted runs", exc))
+        if unsupported is not None:
+            # The server cannot restore at all: trying every other run would say it again.
+            break
+    report.extra["restore"] = {
+        "since": since.isoformat(timespec="seconds"),
+        "since_hours": since_hours,
+        "restored": sum(1 for r in report.records if r.outcome in ("applied", "planned")),
+        "unsupported": unsupported,
+    }
+    return report

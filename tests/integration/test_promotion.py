@@ -1,0 +1,372 @@
+"""Promotion through run events and the sweep, against the real MLflow server."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from shared.engine.executor import Executor
+from shared.events import parse_event
+from shared.model import Experiment
+from shared.policies.base import RunContext
+from shared.policies.promote_to_registry import RegisterModelVersion, read_facts
+from shared.policies.promote_to_registry import evaluate as evaluate_promotion
+from shared.tracking.mlflow_gateway import MlflowGateway
+from shared.usecases.run_event import handle_events
+from shared.usecases.sweep import sweep
+from tests.event_samples import run_event
+from tests.support import make_run, settings
+
+
+@pytest.fixture
+def gateway(mlflow_server):
+    return MlflowGateway(mlflow_server.uri)
+
+
+@pytest.fixture
+def promo(mlflow_server, experiment):
+    """Settings: promotion on `auc` >= 0.8 for the test's experiment only."""
+
+    def build(**env: str):
+        _, name = experiment
+        values = {"experiments": name, "promotion_metric": "auc", "promotion_threshold": "0.8"}
+        return settings(mlflow_server.uri, **{**values, **env})
+
+    return build
+
+
+def handle(gateway, the_settings, *events):
+    return handle_events([parse_event(e) for e in events], gateway, the_settings, datetime.now(UTC))
+
+
+def decisions(report, policy="promote-to-registry"):
+    return [r for r in report.records if r.policy == policy]
+
+
+def versions(client, name):
+    return sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+
+
+def test_run_completed_registers_tags_and_moves_the_alias(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.91}, model=True, name="rf-01")
+
+    report = handle(gateway, promo(), run_event(run_id, experiment_id, name))
+
+    (record,) = decisions(report)
+    assert record.outcome == "applied", record.reason
+    assert record.action == "register-model-version"
+    assert record.details["version"] == "1"
+    assert record.details["alias_set_as"] == "alias"
+    (version,) = versions(client, name)
+    assert version.run_id == run_id
+    assert version.tags == {
+        "governance.source_run_id": run_id,
+        "governance.metric": "auc",
+        "governance.metric_value": "0.91",
+    }
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    assert client.get_run(run_id).data.tags["governance.promoted_to"] == f"{name}:1"
+
+
+def test_duplicate_event_registers_no_second_version(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.91}, model=True)
+    event = run_event(run_id, experiment_id, name)
+
+    handle(gateway, promo(), event)
+    again = handle(gateway, promo(), event, event)
+
+    assert [r.reason for r in decisions(again)] == [f"already promoted to {name}:1"] * 2
+    assert len(versions(client, name)) == 1
+
+
+def test_older_event_after_a_newer_champion_never_moves_the_alias_back(
+    gateway, client, experiment, promo
+):
+    experiment_id, name = experiment
+    older = make_run(client, experiment_id, metrics={"auc": 0.85}, model=True, ended_hours_ago=3)
+    newer = make_run(client, experiment_id, metrics={"auc": 0.93}, model=True, ended_hours_ago=1)
+
+    handle(gateway, promo(), run_event(newer, experiment_id, name))
+    late = handle(gateway, promo(), run_event(older, experiment_id, name))
+
+    (record,) = decisions(late)
+    assert record.outcome == "skipped"
+    assert record.reason == f"auc=0.85 does not beat champion {name} v1 (0.93)"
+    assert [v.run_id for v in versions(client, name)] == [newer]
+    assert client.get_model_version_by_alias(name, "champion").run_id == newer
+
+
+def test_better_run_takes_over_the_alias(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    first = make_run(client, experiment_id, metrics={"auc": 0.85}, model=True)
+    second = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+
+    handle(gateway, promo(), run_event(first, experiment_id, name))
+    report = handle(gateway, promo(), run_event(second, experiment_id, name, schema="cloudevents"))
+
+    (record,) = decisions(report)
+    assert record.outcome == "applied", record.reason
+    assert (record.details["previous_version"], record.details["previous_value"]) == ("1", "0.85")
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert (champion.version, champion.run_id) == ("2", second)
+
+
+def test_minimize_goal_promotes_the_lower_loss(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    the_settings = promo(promotion_goal="minimize", promotion_threshold="0.5")
+    high = make_run(client, experiment_id, metrics={"auc": 0.3}, model=True)
+    low = make_run(client, experiment_id, metrics={"auc": 0.2}, model=True)
+    too_high = make_run(client, experiment_id, metrics={"auc": 0.6}, model=True)
+
+    handle(gateway, the_settings, *(run_event(r, experiment_id, name) for r in (high, low, too_high)))
+
+    assert [v.run_id for v in versions(client, name)] == [high, low]
+    assert client.get_model_version_by_alias(name, "champion").run_id == low
+    assert "governance.promoted_to" not in client.get_run(too_high).data.tags
+
+
+@pytest.mark.parametrize(
+    ("metrics", "reason"),
+    [
+        ({}, "no metric auc"),
+        ({"auc": math.nan}, "auc is nan, not a finite number"),
+        ({"auc": 0.7}, "auc=0.7 is below the threshold 0.8"),
+    ],
+    ids=["no metric", "NaN metric", "below threshold"],
+)
+def test_runs_that_do_not_qualify_register_nothing(
+    gateway, client, experiment, promo, metrics, reason
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics=metrics, model=True)
+
+    report = handle(gateway, promo(), run_event(run_id, experiment_id, name))
+
+    assert [(r.outcome, r.reason) for r in decisions(report)] == [("skipped", reason)]
+    assert versions(client, name) == []
+
+
+def test_noncompliant_run_is_tagged_and_not_promoted(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.95}, model=True)
+
+    report = handle(gateway, promo(required_tags="owner"), run_event(run_id, experiment_id, name))
+
+    assert [r.outcome for r in decisions(report, "require-tags")] == ["applied"]
+    (record,) = decisions(report)
+    assert record.reason == "noncompliant (missing owner): not promoted"
+    assert client.get_run(run_id).data.tags["governance.compliance"] == "noncompliant"
+    assert versions(client, name) == []
+
+
+def test_tag_defaults_make_a_run_compliant_before_promotion(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.95}, model=True)
+    the_settings = promo(required_tags="owner", tag_defaults='{"owner": "{user}"}')
+
+    report = handle(gateway, the_settings, run_event(run_id, experiment_id, name))
+
+    assert [r.outcome for r in decisions(report)] == ["applied"]
+    assert client.get_run(run_id).data.tags["owner"] == "tester"
+
+
+def test_run_without_the_model_artifact_is_reported_not_crashed(
+    gateway, client, experiment, promo
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.95}, model=False)
+
+    report = handle(gateway, promo(), run_event(run_id, experiment_id, name))
+
+    (record,) = decisions(report)
+    assert record.outcome == "skipped"
+    assert record.reason.startswith("no model at 'model' in this run")
+    assert versions(client, name) == []
+    assert "governance.promoted_to" not in client.get_run(run_id).data.tags
+
+
+
+
+def test_mlflow3_logged_model_is_registered(gateway, client, experiment, promo, mlflow_server):
+    import mlflow
+    import mlflow.pyfunc
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, status="RUNNING")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    try:
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=Echo(), pip_requirements=["mlflow"]
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert client.list_artifacts(run_id) == []  # not a run artifact: a LoggedModel
+
+    report = handle(gateway, promo(), run_event(run_id, experiment_id, name))
+
+    (record,) = decisions(report)
+    assert record.outcome == "applied", record.reason
+    assert record.details["source"] == f"models:/{info.model_id}"
+    (version,) = versions(client, name)
+    assert version.run_id == run_id
+    assert client.get_model_version_by_alias(name, "champion").version == version.version
+
+
+def test_interrupted_promotion_is_finished_by_the_redelivery(gateway, client, experiment, promo):
+    """A crash after registering (before the alias) leaves a version; the retry reuses it."""
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+    client.create_registered_model(name)
+    client.create_model_version(name, f"runs:/{run_id}/model", run_id=run_id)
+
+    report = handle(gateway, promo(), run_event(run_id, experiment_id, name))
+
+    (record,) = decisions(report)
+    assert record.outcome == "applied", record.reason
+    assert "reused" in record.reason
+    (version,) = versions(client, name)
+    assert version.tags["governance.source_run_id"] == run_id
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+
+
+def test_alias_that_moved_to_a_better_version_meanwhile_stays(gateway, client, experiment, promo):
+    """Compare-and-set: the decision saw no champion; a better one arrived before applying."""
+    experiment_id, name = experiment
+    mine = make_run(client, experiment_id, metrics={"auc": 0.88}, model=True)
+    rival = make_run(client, experiment_id, metrics={"auc": 0.95}, model=True)
+    the_settings = promo()
+    context = RunContext(
+        now=datetime.now(UTC),
+        experiment=Experiment(experiment_id, name),
+        policy=the_settings.policy_for(name),
+    )
+    run = gateway.get_run(mine)
+    (action,) = evaluate_promotion(run, context, read_facts(run, context, gateway))
+    assert isinstance(action, RegisterModelVersion)
+
+    handle(gateway, the_settings, run_event(rival, experiment_id, name))
+    record = Executor(gateway, dry_run=False).apply_one(action)
+
+    assert record.outcome == "skipped"
+    assert record.reason.startswith(f"champion moved meanwhile to {name} v1, as good or better")
+    assert client.get_model_version_by_alias(name, "champion").run_id == rival
+    assert [v.run_id for v in versions(client, name)] == [rival]
+
+
+class _NoAliasClient:
+    """An MlflowClient whose registry refuses aliases, as Azure ML may (unverified there)."""
+
+    def __new__(cls, uri):
+        from mlflow import MlflowClient
+
+        class Refusing(MlflowClient):
+            def set_registered_model_alias(self, name, alias, version):
+                raise MlflowException("aliases are not supported", INVALID_PARAMETER_VALUE)
+
+            def get_model_version_by_alias(self, name, alias):
+                raise MlflowException("aliases are not supported", INVALID_PARAMETER_VALUE)
+
+        return Refusing(tracking_uri=uri, registry_uri=uri)
+
+
+def test_registry_refusing_aliases_falls_back_to_a_version_tag(
+    client, experiment, promo, mlflow_server
+):
+    experiment_id, name = experiment
+    gateway = MlflowGateway(mlflow_server.uri, client=_NoAliasClient(mlflow_server.uri))
+    first = make_run(client, experiment_id, metrics={"auc": 0.85}, model=True)
+    second = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+    worse = make_run(client, experiment_id, metrics={"auc": 0.86}, model=True)
+
+    report = handle(
+        gateway, promo(), *(run_event(r, experiment_id, name) for r in (first, second, worse))
+    )
+
+    outcomes = [(r.outcome, r.details.get("alias_set_as")) for r in decisions(report)]
+    assert outcomes == [
+        ("applied", "tag governance.alias"),
+        ("applied", "tag governance.alias"),
+        ("skipped", None),
+    ]
+    assert "registry refused aliases" in decisions(report)[0].reason
+    by_run = {v.run_id: v for v in versions(client, name)}
+    assert set(by_run) == {first, second}
+    assert by_run[second].tags["governance.alias"] == "champion"
+    assert "governance.alias" not in by_run[first].tags
+
+
+def test_dry_run_plans_the_same_promotion_and_changes_nothing(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.91}, model=True)
+
+    report = handle(gateway, promo(dry_run="true"), run_event(run_id, experiment_id, name))
+
+    (record,) = decisions(report)
+    assert record.outcome == "planned"
+    assert record.details["model_name"] == name
+    assert record.details["value"] == "0.91"
+    assert versions(client, name) == []
+    assert "governance.promoted_to" not in client.get_run(run_id).data.tags
+
+
+def test_sweep_promotes_only_the_best_trial_and_is_idempotent(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    trials = {
+        auc: make_run(client, experiment_id, metrics={"auc": auc}, model=True, name=f"t-{auc}")
+        for auc in (0.86, 0.93, 0.9, 0.7)
+    }
+    now = datetime.now(UTC)
+
+    report = sweep(gateway, promo(), now)
+
+    by_run = {r.run_id: r for r in decisions(report)}
+    assert by_run[trials[0.93]].outcome == "applied"
+    assert by_run[trials[0.86]].reason == (
+        "not the best of this sweep: t-0.93 has auc=0.93 (this run 0.86)"
+    )
+    assert by_run[trials[0.9]].outcome == "skipped"
+    assert by_run[trials[0.7]].reason == "auc=0.7 is below the threshold 0.8"
+    assert [v.run_id for v in versions(client, name)] == [trials[0.93]]
+
+    again = sweep(gateway, promo(), now)
+
+    assert all(r.outcome == "skipped" for r in decisions(again))
+    assert len(versions(client, name)) == 1
+
+
+def test_sweep_catches_up_a_missed_event_the_same_way(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+
+    sweep(gateway, promo(), datetime.now(UTC))
+    late_event = handle(gateway, promo(), run_event(run_id, experiment_id, name))
+
+    assert [r.reason for r in decisions(late_event)] == [f"already promoted to {name}:1"]
+    assert len(versions(client, name)) == 1
+
+
+def test_an_artifact_folder_without_mlmodel_is_not_a_model(gateway, client, experiment, promo):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9})
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "notes.txt").write_text("not a model", encoding="utf-8")
+        client.log_artifacts(run_id, folder, "model")
+
+    report = handle(gateway, promo(), run_event(run_id, experiment_id, name))
+
+    assert decisions(report)[0].outcome == "skipped"
+    assert versions(client, name) == []

@@ -1,0 +1,96 @@
+"""Capability fallbacks of the MLflow adapter, with a client that refuses what Azure ML may."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from shared.tracking.gateway import RunQuery
+from shared.tracking.mlflow_gateway import MlflowGateway
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+class Refused(Exception):
+    error_code = "INVALID_PARAMETER_VALUE"
+
+
+class Page(list):
+    token = None
+
+
+def raw_run(run_id: str, status: str, hours_ago: float):
+    end = int((NOW - timedelta(hours=hours_ago)).timestamp() * 1000)
+    return SimpleNamespace(
+        info=SimpleNamespace(
+            run_id=run_id, experiment_id="1", status=status, start_time=end - 1000,
+            end_time=end, lifecycle_stage="active",
+        ),
+        data=SimpleNamespace(tags={}, metrics={}),
+    )
+
+
+class NoFilterClient:
+    """Refuses any filter string, as a server without status/end-time filters would."""
+
+    def __init__(self) -> None:
+        self.filters: list[str] = []
+        self.runs = [raw_run("a", "FAILED", 100), raw_run("b", "Finished", 100),
+                     raw_run("c", "Failed", 1)]
+
+    def search_runs(self, experiment_ids, filter_string="", **kwargs):
+        self.filters.append(filter_string)
+        if filter_string:
+            raise Refused(f"unsupported filter: {filter_string}")
+        return Page(self.runs)
+
+
+def test_refused_filter_falls_back_to_client_side_filtering():
+    client = NoFilterClient()
+    gateway = MlflowGateway("azureml://example", client=client)
+    query = RunQuery("1", statuses=frozenset({"FAILED"}),
+                     finished_before=NOW - timedelta(hours=72))
+    assert [r.run_id for r in gateway.iter_runs(query)] == ["a"]
+    assert gateway.server_filters is False
+    assert client.filters[0] == "attributes.status = 'FAILED'"
+    # Later queries no longer send filters the server refused.
+    client.filters.clear()
+    assert {r.run_id for r in gateway.iter_runs(RunQuery("1", statuses=frozenset({"FAILED"})))} \
+        == {"a", "c"}
+    assert client.filters == [""]
+
+
+class NoAliasClient:
+    """A registry that refuses aliases; version tags work."""
+
+    def __init__(self) -> None:
+        self.version_tags: dict[str, dict[str, str]] = {"1": {"governance.alias": "champion"},
+                                                         "2": {}}
+
+    def set_registered_model_alias(self, name, alias, version):
+        raise Refused("aliases are not supported")
+
+    def get_model_version_by_alias(self, name, alias):
+        raise Refused("aliases are not supported")
+
+    def search_model_versions(self, filter_string=None, max_results=None, page_token=None):
+        return Page(
+            SimpleNamespace(name="m", version=v, run_id=f"run{v}", source="s", tags=dict(t),
+                            aliases=[])
+            for v, t in self.version_tags.items()
+        )
+
+    def set_model_version_tag(self, name, version, key, value):
+        self.version_tags[version][key] = value
+
+    def delete_model_version_tag(self, name, version, key):
+        del self.version_tags[version][key]
+
+
+def test_refused_alias_falls_back_to_a_version_tag():
+    client = NoAliasClient()
+    gateway = MlflowGateway("azureml://example", client=client)
+    assert gateway.get_model_version_by_alias("m", "champion").version == "1"
+    assert gateway.set_alias("m", "champion", "2") == "tag governance.alias"
+    assert client.version_tags == {"1": {}, "2": {"governance.alias": "champion"}}
+    assert gateway.get_model_version_by_alias("m", "champion").version == "2"
