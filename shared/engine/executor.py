@@ -107,6 +107,8 @@ class Executor:
             reason=reason,
             details=details,
             run_name=action.target.run_name,
+            experiment_id=action.target.experiment_id,
+            user=action.target.user,
         )
 
 

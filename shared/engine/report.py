@@ -23,6 +23,9 @@ class Record:
     reason: str
     details: Mapping[str, str] = field(default_factory=dict)
     run_name: str = ""
+    experiment_id: str = ""
+    # The run's `mlflow.user`: cards group violations by owner.
+    user: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -30,6 +33,8 @@ class Record:
             "run_id": self.run_id,
             "run_name": self.run_name,
             "experiment": self.experiment,
+            "experiment_id": self.experiment_id,
+            "user": self.user,
             "action": self.action,
             "outcome": self.outcome,
             "reason": self.reason,
