@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck renderer pytest bench cards clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# Chromium and the npm Adaptive Cards renderer, for the card rendering tests.
+renderer:
+	scripts/setup_renderer.sh
+
+pytest: $(STAMP)
 	$(BIN)/pytest
+
+test: renderer lint typecheck pytest
+
+# Re-render the example cards shown in docs/.
+cards: $(STAMP) renderer
+	$(BIN)/python scripts/example_cards.py docs/img
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

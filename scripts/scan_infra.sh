@@ -15,8 +15,9 @@ stamp="$venv/.installed"
 
 if [[ ! -f "$stamp" || requirements-infra.txt -nt "$stamp" ]]; then
   "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -r requirements-infra.txt
+  # (grep drops pip's notes about index locations this machine's pip config lists but lacks)
+  "$venv/bin/python" -m pip install --quiet --upgrade pip 2> >(grep -v "^WARNING: Location '" >&2)
+  "$venv/bin/python" -m pip install --quiet -r requirements-infra.txt 2> >(grep -v "^WARNING: Location '" >&2)
   touch "$stamp"
 fi
 [[ "${1:-}" == "--setup" ]] && exit 0
@@ -25,12 +26,12 @@ report=$(mktemp -d)
 trap 'rm -rf "$report"' EXIT
 
 # --skip-download: no calls to the vendor's platform (offline, no API key); the checks ship
-# with the package. checkov exits 1 when a check fails.
+# with the package. --quiet prints failed checks only. checkov exits 1 when a check fails.
 status=0
-"$venv/bin/checkov" --directory infra --framework bicep --skip-download --compact \
-  --output cli --output json --output-file-path "console,$report" || status=$?
+"$venv/bin/checkov" --directory infra --framework bicep --skip-download --compact --quiet \
+  --output cli --output json --output-file-path "console,$report/results.json" || status=$?
 
-"$venv/bin/python" - "$report/results_json.json" "$status" <<'PY'
+"$venv/bin/python" - "$report/results.json" "$status" <<'PY'
 import json
 import sys
 

@@ -109,7 +109,10 @@ def test_parent_is_deleted_only_with_all_its_children(mlflow_server, client, exp
     parent = make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
     trials = [
         make_run(
-            client, exp_id, status="FAILED", ended_hours_ago=100,
+            client,
+            exp_id,
+            status="FAILED",
+            ended_hours_ago=100,
             tags={"mlflow.parentRunId": parent},
         )
         for _ in range(2)
@@ -117,11 +120,17 @@ def test_parent_is_deleted_only_with_all_its_children(mlflow_server, client, exp
     # A failed parent with one trial still running stays, and so does the trial.
     busy_parent = make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
     done_trial = make_run(
-        client, exp_id, status="FAILED", ended_hours_ago=100,
+        client,
+        exp_id,
+        status="FAILED",
+        ended_hours_ago=100,
         tags={"mlflow.parentRunId": busy_parent},
     )
     running_trial = make_run(
-        client, exp_id, status="RUNNING", ended_hours_ago=None,
+        client,
+        exp_id,
+        status="RUNNING",
+        ended_hours_ago=None,
         tags={"mlflow.parentRunId": busy_parent},
     )
 
@@ -212,9 +221,7 @@ def test_second_sweep_changes_nothing(mlflow_server, client, experiment):
     assert row["tagged"] == 0
 
 
-def test_restore_brings_runs_back_and_the_next_sweep_leaves_them(
-    mlflow_server, client, experiment
-):
+def test_restore_brings_runs_back_and_the_next_sweep_leaves_them(mlflow_server, client, experiment):
     exp_id, name = experiment
     old = [make_run(client, exp_id, status="FAILED", ended_hours_ago=100) for _ in range(2)]
     untouched = make_run(client, exp_id, status="FAILED", ended_hours_ago=100)

@@ -44,9 +44,7 @@ def test_sweep_applies_require_tags(env, client, experiment, capsys):
     assert decisions[good]["outcome"] == "applied"
     assert decisions[good]["policy"] == "require-tags"
     assert decisions[good]["experiment"] == name
-    assert {"policy", "run_id", "experiment", "action", "outcome", "reason"} <= set(
-        decisions[good]
-    )
+    assert {"policy", "run_id", "experiment", "action", "outcome", "reason"} <= set(decisions[good])
     tags = client.get_run(good).data.tags
     assert tags["owner"] == "tester"
     assert tags["governance.compliance"] == "compliant"
@@ -76,7 +74,8 @@ def test_dry_run_reports_the_same_decisions_and_changes_nothing(env, client, exp
     before = client.get_run(run_id).data.tags
 
     code, planned = sweep_json(capsys, "--dry-run")
-    assert code == 0 and planned["dry_run"] is True
+    assert code == 0
+    assert planned["dry_run"] is True
     assert client.get_run(run_id).data.tags == before
     (decision,) = planned["decisions"]
     assert decision["outcome"] == "planned"
@@ -102,7 +101,8 @@ def test_table_output_is_readable(env, client, experiment, capsys):
     make_run(client, experiment_id, name="rf-depth-20")
     assert main(["sweep"]) == 0
     out = capsys.readouterr().out
-    assert "rf-depth-20" in out and "set-run-tags" in out
+    assert "rf-depth-20" in out
+    assert "set-run-tags" in out
     assert out.strip().splitlines()[-1].startswith("sweep: 1 decisions: 1 applied")
 
 
@@ -127,8 +127,10 @@ def test_check_prints_effective_policy_and_masks_the_webhook(env, capsys):
     env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", secret)
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "GOVERNANCE_REQUIRED_TAGS" in out and "owner,dataset_version" in out
-    assert "run policies enabled" in out and "require-tags" in out
+    assert "GOVERNANCE_REQUIRED_TAGS" in out
+    assert "owner,dataset_version" in out
+    assert "run policies enabled" in out
+    assert "require-tags" in out
     assert "(set, masked)" in out
     assert "TOPSECRETSIG" not in out
     assert main(["check", "--json"]) == 0

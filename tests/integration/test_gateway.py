@@ -21,16 +21,25 @@ def gateway(mlflow_server):
 def test_get_run_maps_the_entity(gateway, client, experiment):
     experiment_id, _ = experiment
     run_id = make_run(
-        client, experiment_id, status="FAILED", tags={"owner": "ana"},
-        metrics={"auc_roc": 0.91}, ended_hours_ago=2, name="rf-01",
+        client,
+        experiment_id,
+        status="FAILED",
+        tags={"owner": "ana"},
+        metrics={"auc_roc": 0.91},
+        ended_hours_ago=2,
+        name="rf-01",
     )
     run = gateway.get_run(run_id)
-    assert run.run_id == run_id and run.experiment_id == experiment_id
-    assert run.status == "FAILED" and run.is_terminal
-    assert run.run_name == "rf-01" and run.user == "tester"
+    assert run.run_id == run_id
+    assert run.experiment_id == experiment_id
+    assert run.status == "FAILED"
+    assert run.is_terminal
+    assert run.run_name == "rf-01"
+    assert run.user == "tester"
     assert run.tags["owner"] == "ana"
     assert run.metrics == {"auc_roc": 0.91}
-    assert run.end_time is not None and run.end_time.tzinfo is UTC
+    assert run.end_time is not None
+    assert run.end_time.tzinfo is UTC
     age = datetime.now(UTC) - run.end_time
     assert timedelta(hours=1.9) < age < timedelta(hours=2.1)
     assert not run.deleted
@@ -75,7 +84,8 @@ def test_set_run_tags_sets_and_deletes(gateway, client, experiment):
     run_id = make_run(client, experiment_id, tags={"stale": "x"})
     gateway.set_run_tags(run_id, {"a": "1", "b": "2"}, delete=("stale", "never-there"))
     tags = client.get_run(run_id).data.tags
-    assert tags["a"] == "1" and tags["b"] == "2"
+    assert tags["a"] == "1"
+    assert tags["b"] == "2"
     assert "stale" not in tags
 
 
@@ -88,7 +98,8 @@ def test_child_runs_and_deleted_view(gateway, client, experiment):
     gateway.delete_run(child)
     assert list(gateway.iter_child_runs(experiment_id, parent)) == []
     deleted = list(gateway.iter_runs(RunQuery(experiment_id, deleted=True)))
-    assert [r.run_id for r in deleted] == [child] and deleted[0].deleted
+    assert [r.run_id for r in deleted] == [child]
+    assert deleted[0].deleted
     gateway.restore_run(child)
     assert not gateway.get_run(child).deleted
 
@@ -106,12 +117,14 @@ def test_model_source_and_registry_round_trip(gateway, client, experiment):
     with_model = make_run(client, experiment_id, model=True)
     without = make_run(client, experiment_id)
     source = gateway.find_model_source(gateway.get_run(with_model), "model")
-    assert source is not None and source.source == f"runs:/{with_model}/model"
+    assert source is not None
+    assert source.source == f"runs:/{with_model}/model"
     assert gateway.find_model_source(gateway.get_run(without), "model") is None
 
     model_name = f"{name}-model"
     version = gateway.create_model_version(model_name, source, with_model, {"k": "v"})
-    assert version.run_id == with_model and version.tags["k"] == "v"
+    assert version.run_id == with_model
+    assert version.tags["k"] == "v"
     assert gateway.run_has_model_versions(with_model)
     assert not gateway.run_has_model_versions(without)
     assert [v.version for v in gateway.find_model_versions(model_name, with_model)] == [
@@ -120,7 +133,8 @@ def test_model_source_and_registry_round_trip(gateway, client, experiment):
     assert gateway.get_model_version_by_alias(model_name, "champion") is None
     assert gateway.set_alias(model_name, "champion", version.version) == "alias"
     champion = gateway.get_model_version_by_alias(model_name, "champion")
-    assert champion is not None and champion.version == version.version
+    assert champion is not None
+    assert champion.version == version.version
     assert "champion" in champion.aliases
 
 

@@ -126,7 +126,9 @@ def test_minimize_goal_promotes_the_lower_loss(gateway, client, experiment, prom
     low = make_run(client, experiment_id, metrics={"auc": 0.2}, model=True)
     too_high = make_run(client, experiment_id, metrics={"auc": 0.6}, model=True)
 
-    handle(gateway, the_settings, *(run_event(r, experiment_id, name) for r in (high, low, too_high)))
+    handle(
+        gateway, the_settings, *(run_event(r, experiment_id, name) for r in (high, low, too_high))
+    )
 
     assert [v.run_id for v in versions(client, name)] == [high, low]
     assert client.get_model_version_by_alias(name, "champion").run_id == low
@@ -178,9 +180,7 @@ def test_tag_defaults_make_a_run_compliant_before_promotion(gateway, client, exp
     assert client.get_run(run_id).data.tags["owner"] == "tester"
 
 
-def test_run_without_the_model_artifact_is_reported_not_crashed(
-    gateway, client, experiment, promo
-):
+def test_run_without_the_model_artifact_is_reported_not_crashed(gateway, client, experiment, promo):
     experiment_id, name = experiment
     run_id = make_run(client, experiment_id, metrics={"auc": 0.95}, model=False)
 
@@ -191,8 +191,6 @@ def test_run_without_the_model_artifact_is_reported_not_crashed(
     assert record.reason.startswith("no model at 'model' in this run")
     assert versions(client, name) == []
     assert "governance.promoted_to" not in client.get_run(run_id).data.tags
-
-
 
 
 def test_mlflow3_logged_model_is_registered(gateway, client, experiment, promo, mlflow_server):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from example_cards import PROMOTION, SUMMARY  # noqa: E402 (scripts/ is not a package)
 
 CHROMIUM = next((p for n in ("chromium", "chromium-browser") if (p := shutil.which(n))), None)
+# CI sets MLGOV_REQUIRE_RENDERER=1: there a missing renderer is a failure, not a skip.
+if os.environ.get("MLGOV_REQUIRE_RENDERER") == "1" and (CHROMIUM is None or not RENDERER.is_file()):
+    raise RuntimeError("MLGOV_REQUIRE_RENDERER=1 but chromium or scripts/node_modules is missing")
 pytestmark = [
     pytest.mark.skipif(
         CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"

@@ -24,7 +24,9 @@ def run(status="FAILED", ended_hours_ago=100.0, started_hours_ago=None, tags=Non
 
 
 def decide(the_run, facts=None, **policy_values):
-    policy = build_policy({"cleanup_statuses": "FAILED", "cleanup_after_hours": 72, **policy_values})
+    policy = build_policy(
+        {"cleanup_statuses": "FAILED", "cleanup_after_hours": 72, **policy_values}
+    )
     context = RunContext(now=NOW, experiment=EXPERIMENT, policy=policy)
     (action,) = evaluate(the_run, context, facts or CleanupFacts())
     return action

@@ -52,7 +52,9 @@ def test_terminal_statuses_in_any_case_are_handled(status):
 
 @pytest.mark.parametrize("status", ["Running", "Queued", "CancelRequested", "Finalizing"])
 def test_non_terminal_status_is_ignored_with_the_reason(status):
-    parsed = parse_event(run_event("r1", schema="cloudevents", kind="RunStatusChanged", status=status))
+    parsed = parse_event(
+        run_event("r1", schema="cloudevents", kind="RunStatusChanged", status=status)
+    )
     assert isinstance(parsed, IgnoredEvent)
     assert parsed.reason == f"run status {status} is not terminal"
     assert parsed.run_id == "r1"
@@ -99,7 +101,9 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "problem"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+@pytest.mark.parametrize(
+    ("mutate", "problem"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+)
 def test_malformed_events_name_the_event_and_the_problem(mutate, problem):
     with pytest.raises(InvalidEvent) as caught:
         parse_event(_with(mutate))
@@ -126,7 +130,9 @@ def test_parse_events_keeps_valid_events_and_collects_rejected_ones_by_position(
 
 
 def test_parse_events_accepts_a_single_object():
-    valid, rejected = parse_events(json.dumps(run_event("r1", schema="cloudevents", kind="RunCompleted")))
+    valid, rejected = parse_events(
+        json.dumps(run_event("r1", schema="cloudevents", kind="RunCompleted"))
+    )
     assert [e.run_id for e in valid] == ["r1"]
     assert rejected == []
 

@@ -23,8 +23,12 @@ def raw_run(run_id: str, status: str, hours_ago: float):
     end = int((NOW - timedelta(hours=hours_ago)).timestamp() * 1000)
     return SimpleNamespace(
         info=SimpleNamespace(
-            run_id=run_id, experiment_id="1", status=status, start_time=end - 1000,
-            end_time=end, lifecycle_stage="active",
+            run_id=run_id,
+            experiment_id="1",
+            status=status,
+            start_time=end - 1000,
+            end_time=end,
+            lifecycle_stage="active",
         ),
         data=SimpleNamespace(tags={}, metrics={}),
     )
@@ -35,8 +39,11 @@ class NoFilterClient:
 
     def __init__(self) -> None:
         self.filters: list[str] = []
-        self.runs = [raw_run("a", "FAILED", 100), raw_run("b", "Finished", 100),
-                     raw_run("c", "Failed", 1)]
+        self.runs = [
+            raw_run("a", "FAILED", 100),
+            raw_run("b", "Finished", 100),
+            raw_run("c", "Failed", 1),
+        ]
 
     def search_runs(self, experiment_ids, filter_string="", **kwargs):
         self.filters.append(filter_string)
@@ -48,15 +55,16 @@ class NoFilterClient:
 def test_refused_filter_falls_back_to_client_side_filtering():
     client = NoFilterClient()
     gateway = MlflowGateway("azureml://example", client=client)
-    query = RunQuery("1", statuses=frozenset({"FAILED"}),
-                     finished_before=NOW - timedelta(hours=72))
+    query = RunQuery("1", statuses=frozenset({"FAILED"}), finished_before=NOW - timedelta(hours=72))
     assert [r.run_id for r in gateway.iter_runs(query)] == ["a"]
     assert gateway.server_filters is False
     assert client.filters[0].startswith("attributes.status = 'FAILED'")
     # Later queries no longer send filters the server refused.
     client.filters.clear()
-    assert {r.run_id for r in gateway.iter_runs(RunQuery("1", statuses=frozenset({"FAILED"})))} \
-        == {"a", "c"}
+    assert {r.run_id for r in gateway.iter_runs(RunQuery("1", statuses=frozenset({"FAILED"})))} == {
+        "a",
+        "c",
+    }
     assert client.filters == [""]
 
 
@@ -64,8 +72,10 @@ class NoAliasClient:
     """A registry that refuses aliases; version tags work."""
 
     def __init__(self) -> None:
-        self.version_tags: dict[str, dict[str, str]] = {"1": {"governance.alias": "champion"},
-                                                         "2": {}}
+        self.version_tags: dict[str, dict[str, str]] = {
+            "1": {"governance.alias": "champion"},
+            "2": {},
+        }
 
     def set_registered_model_alias(self, name, alias, version):
         raise Refused("aliases are not supported")
@@ -75,8 +85,9 @@ class NoAliasClient:
 
     def search_model_versions(self, filter_string=None, max_results=None, page_token=None):
         return Page(
-            SimpleNamespace(name="m", version=v, run_id=f"run{v}", source="s", tags=dict(t),
-                            aliases=[])
+            SimpleNamespace(
+                name="m", version=v, run_id=f"run{v}", source="s", tags=dict(t), aliases=[]
+            )
             for v, t in self.version_tags.items()
         )
 

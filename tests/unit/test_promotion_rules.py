@@ -218,7 +218,10 @@ def test_best_per_model_keeps_one_promotion_per_registered_model():
 
 def test_best_per_model_minimize_and_ties_keep_the_first():
     result = best_per_model(
-        [_promotion("a", 0.2, goal="minimize"), _promotion("b", 0.2, goal="minimize"),
-         _promotion("c", 0.3, goal="minimize")]
+        [
+            _promotion("a", 0.2, goal="minimize"),
+            _promotion("b", 0.2, goal="minimize"),
+            _promotion("c", 0.3, goal="minimize"),
+        ]
     )
     assert [type(a).__name__ for a in result] == ["RegisterModelVersion", "Skip", "Skip"]

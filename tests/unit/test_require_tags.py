@@ -32,25 +32,78 @@ def context(required: str = "", defaults: dict[str, str] | None = None) -> RunCo
 
 CASES = [
     # (id, run tags, required, defaults, expected set, expected delete)
-    ("all present", {"owner": "ana", "team": "x"}, "owner,team", {},
-     {"governance.compliance": "compliant"}, ()),
-    ("one missing", {"owner": "ana"}, "owner,team", {},
-     {"governance.compliance": "noncompliant", "governance.missing_tags": "team"}, ()),
-    ("blank value counts as missing", {"owner": "  "}, "owner", {},
-     {"governance.compliance": "noncompliant", "governance.missing_tags": "owner"}, ()),
-    ("default fills the gap", {}, "owner", {"owner": "{user}"},
-     {"owner": "ana", "governance.compliance": "compliant"}, ()),
-    ("templates expand", {}, "", {"origin": "{experiment_name}/{run_name}"},
-     {"origin": "churn/rf-01"}, ()),
-    ("existing value is never overwritten", {"owner": "ben"}, "owner", {"owner": "{user}"},
-     {"governance.compliance": "compliant"}, ()),
-    ("becomes compliant: stale missing list removed",
-     {"owner": "ana", "governance.compliance": "noncompliant",
-      "governance.missing_tags": "owner"}, "owner", {},
-     {"governance.compliance": "compliant"}, ("governance.missing_tags",)),
-    ("missing list updated", {"governance.compliance": "noncompliant",
-                              "governance.missing_tags": "owner,team", "owner": "ana"},
-     "owner,team", {}, {"governance.missing_tags": "team"}, ()),
+    (
+        "all present",
+        {"owner": "ana", "team": "x"},
+        "owner,team",
+        {},
+        {"governance.compliance": "compliant"},
+        (),
+    ),
+    (
+        "one missing",
+        {"owner": "ana"},
+        "owner,team",
+        {},
+        {"governance.compliance": "noncompliant", "governance.missing_tags": "team"},
+        (),
+    ),
+    (
+        "blank value counts as missing",
+        {"owner": "  "},
+        "owner",
+        {},
+        {"governance.compliance": "noncompliant", "governance.missing_tags": "owner"},
+        (),
+    ),
+    (
+        "default fills the gap",
+        {},
+        "owner",
+        {"owner": "{user}"},
+        {"owner": "ana", "governance.compliance": "compliant"},
+        (),
+    ),
+    (
+        "templates expand",
+        {},
+        "",
+        {"origin": "{experiment_name}/{run_name}"},
+        {"origin": "churn/rf-01"},
+        (),
+    ),
+    (
+        "existing value is never overwritten",
+        {"owner": "ben"},
+        "owner",
+        {"owner": "{user}"},
+        {"governance.compliance": "compliant"},
+        (),
+    ),
+    (
+        "becomes compliant: stale missing list removed",
+        {
+            "owner": "ana",
+            "governance.compliance": "noncompliant",
+            "governance.missing_tags": "owner",
+        },
+        "owner",
+        {},
+        {"governance.compliance": "compliant"},
+        ("governance.missing_tags",),
+    ),
+    (
+        "missing list updated",
+        {
+            "governance.compliance": "noncompliant",
+            "governance.missing_tags": "owner,team",
+            "owner": "ana",
+        },
+        "owner,team",
+        {},
+        {"governance.missing_tags": "team"},
+        (),
+    ),
 ]
 
 
@@ -67,7 +120,8 @@ def test_decisions(tags, required, defaults, expected_set, expected_delete):
     assert dict(action.set_tags) == expected_set
     assert action.delete_tags == expected_delete
     assert action.policy == "require-tags"
-    assert action.target.run_id == "r1" and action.target.experiment_name == "churn"
+    assert action.target.run_id == "r1"
+    assert action.target.experiment_name == "churn"
 
 
 def test_user_template_without_user_leaves_the_tag_missing():

@@ -9,7 +9,8 @@ from shared.settings import load_settings
 def test_defaults_match_the_brief():
     settings = load_settings({})
     policy = settings.default_policy
-    assert settings.tracking_uri is None and settings.is_embedded
+    assert settings.tracking_uri is None
+    assert settings.is_embedded
     assert settings.effective_tracking_uri().startswith("sqlite:///")
     assert settings.dry_run is False
     assert settings.experiments == ("*",)
@@ -23,7 +24,8 @@ def test_defaults_match_the_brief():
     assert policy.protect_tag == "governance.keep"
     assert policy.required_tags == ()
     assert policy.tag_defaults == {}
-    assert policy.promotion_metric is None and not policy.promotion_enabled
+    assert policy.promotion_metric is None
+    assert not policy.promotion_enabled
     assert policy.promotion_goal == "maximize"
     assert policy.promotion_model_name == "{experiment_name}"
     assert policy.promotion_artifact_path == "model"
@@ -47,7 +49,8 @@ def test_values_are_parsed():
     policy = settings.default_policy
     assert settings.dry_run is True
     assert settings.experiments == ("churn-*", "fraud")
-    assert settings.in_scope("churn-2026") and settings.in_scope("fraud")
+    assert settings.in_scope("churn-2026")
+    assert settings.in_scope("fraud")
     assert not settings.in_scope("fraud-2")
     assert policy.cleanup_statuses == frozenset({"FAILED", "KILLED"})
     assert policy.required_tags == ("owner", "dataset_version")
@@ -132,11 +135,13 @@ overrides:
         {"GOVERNANCE_POLICY_FILE": str(path), "GOVERNANCE_REQUIRED_TAGS": "owner"}
     )
     churn = settings.policy_for("churn-daily")
-    assert churn.promotion_metric == "auc_roc" and churn.promotion_threshold == 0.85
+    assert churn.promotion_metric == "auc_roc"
+    assert churn.promotion_threshold == 0.85
     assert churn.required_tags == ("owner",)
     nightly = settings.policy_for("churn-nightly")
     assert nightly.promotion_metric == "auc_roc"
-    assert nightly.cleanup_after_hours == 12 and nightly.required_tags == ()
+    assert nightly.cleanup_after_hours == 12
+    assert nightly.required_tags == ()
     other = settings.policy_for("fraud")
     assert other == settings.default_policy
 

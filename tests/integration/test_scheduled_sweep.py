@@ -1,0 +1,148 @@
+"""`scheduled_sweep` and `mlgov sweep`/`mlgov restore` end to end against the real server.
+
+Services are injected through the environment the app reads (the test server's URI), with
+the cached settings and gateway cleared around each test; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from azure.functions.timer import TimerRequest
+
+from shared import tags as T
+from shared.bootstrap import get_gateway
+from shared.cli import main
+from shared.settings import get_settings
+from tests.support import make_run
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(monkeypatch, mlflow_server, experiment):
+    """The process environment of the app: the test server, one experiment in scope."""
+    for key in list(os.environ):
+        if key.startswith("GOVERNANCE_"):
+            monkeypatch.delenv(key)
+    _, name = experiment
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", name)
+    monkeypatch.setenv("GOVERNANCE_CLEANUP_STATUSES", "FAILED")
+    monkeypatch.setenv("GOVERNANCE_SWEEP_SCHEDULE", "0 */30 * * * *")
+    get_settings.cache_clear()
+    get_gateway.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+    get_gateway.cache_clear()
+
+
+def deleted(client, run_id):
+    return client.get_run(run_id).info.lifecycle_stage == "deleted"
+
+
+@pytest.mark.parametrize("past_due", [False, True])
+def test_timer_runs_the_sweep(env, client, experiment, caplog, past_due):
+    from functions.scheduled_sweep import scheduled_sweep
+
+    exp_id, _ = experiment
+    old = make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
+    young = make_run(client, exp_id, status="FAILED", ended_hours_ago=1)
+
+    with caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
+        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=past_due))
+
+    assert deleted(client, old)
+    assert not deleted(client, young)
+    lines = [r.getMessage() for r in caplog.records if r.name == "functions.scheduled_sweep"]
+    assert lines[-1].startswith("scheduled_sweep: sweep: ")
+    assert "1 applied" in lines[-1]
+    assert any("past due" in line for line in lines) is past_due
+
+
+def test_timer_fails_when_the_server_is_down(env):
+    from functions.scheduled_sweep import scheduled_sweep
+    from shared.errors import TrackingUnavailable
+    from tests.conftest import free_port
+
+    env.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TrackingUnavailable):
+        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=False))
+
+
+def test_function_app_indexes_the_timer_on_the_schedule_setting():
+    # A fresh interpreter, as the host imports the app: cheap, and no MLflow at import time.
+    script = (
+        "import json, sys\n"
+        "import function_app\n"
+        "assert 'mlflow' not in sys.modules, 'mlflow imported at import time'\n"
+        "fns = {f.get_function_name(): f.get_bindings_dict() for f in function_app.app"
+        ".get_functions()}\n"
+        "print(json.dumps(fns, default=str))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environ, capture_output=True, text=True,
+        check=True,
+    ).stdout
+    (binding,) = json.loads(out.splitlines()[-1])["scheduled_sweep"]["bindings"]
+    assert binding["type"] == "timerTrigger"
+    assert binding["schedule"] == "%GOVERNANCE_SWEEP_SCHEDULE%"
+    assert binding["useMonitor"] is True
+    assert binding["runOnStartup"] is False
+
+
+def test_cli_sweep_json_then_restore(env, client, experiment, capsys):
+    exp_id, name = experiment
+    old = [make_run(client, exp_id, status="FAILED", ended_hours_ago=100) for _ in range(2)]
+
+    assert main(["sweep", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    deletions = [d for d in report["decisions"] if d["action"] == "delete-run"]
+    assert {d["run_id"] for d in deletions} == set(old)
+    assert all(d["policy"] == "cleanup-failed-runs" for d in deletions)
+    assert all(d["outcome"] == "applied" for d in deletions)
+    (row,) = report["experiments"]
+    assert row["experiment"] == name
+    assert row["deleted"] == 2
+    assert row["examined"] >= 2
+    assert all(T.DELETED_REASON in client.get_run(r).data.tags for r in old)
+
+    assert main(["restore", "--since", "1", "--json"]) == 0
+    restored = json.loads(capsys.readouterr().out)
+    assert {d["run_id"] for d in restored["decisions"]} == set(old)
+    assert restored["restore"]["restored"] == 2
+    assert not any(deleted(client, r) for r in old)
+
+
+def test_cli_sweep_table_shows_per_experiment_counts_and_the_guard(env, client, experiment, capsys):
+    exp_id, name = experiment
+    for _ in range(3):
+        make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
+    env.setenv("GOVERNANCE_CLEANUP_MAX_RUNS", "2")
+
+    assert main(["sweep"]) == 0
+    out = capsys.readouterr().out
+    assert "cleanup-guard" not in out  # the topic is data; the table shows the reason
+    assert "3 runs qualify for cleanup, more than GOVERNANCE_CLEANUP_MAX_RUNS=2" in out
+    header = next(line for line in out.splitlines() if line.startswith("EXPERIMENT"))
+    assert header.split() == [
+        "EXPERIMENT", "EXAMINED", "DELETED", "PROTECTED", "SKIPPED", "BY", "GUARD",
+        "TAGGED", "PROMOTED", "FAILED",
+    ]
+    row = next(line for line in out.splitlines() if line.startswith(name))
+    assert row.split()[1:] == ["3", "0", "0", "3", "0", "0", "0"]
+
+
+def test_cli_restore_rejects_a_bad_window(env, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["restore", "--since", "-3"])
+    assert exit_info.value.code == 2
+    assert "must be more than 0 hours" in capsys.readouterr().err
