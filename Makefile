@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck renderer pytest bench cards clean
+.PHONY: demo test lint typecheck renderer pytest infra-scan bench cards clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,15 @@ renderer:
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: renderer lint typecheck pytest
+# checkov (PyPI) in its own venv: it scans the Bicep in infra/ (tests/infra runs the scan).
+INFRA_STAMP := .venv-infra/.installed
+$(INFRA_STAMP): requirements-infra.txt
+	scripts/scan_infra.sh --setup
+
+infra-scan: $(INFRA_STAMP)
+	scripts/scan_infra.sh
+
+test: renderer lint typecheck $(INFRA_STAMP) pytest
 
 # Re-render the example cards shown in docs/.
 cards: $(STAMP) renderer
@@ -40,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-infra .mypy_cache .ruff_cache .pytest_cache

@@ -45,10 +45,11 @@ def _wire(event: func.EventGridEvent | func.CloudEvent) -> dict[str, object]:
 @bp.event_grid_trigger(arg_name="event")
 def on_run_event(event: func.EventGridEvent) -> None:
     # The library passes a func.CloudEvent instead when the body has `specversion`.
-    from shared.bootstrap import get_gateway, utcnow
+    from shared.bootstrap import get_channel, get_gateway, utcnow
     from shared.errors import InvalidEvent
     from shared.events import parse_event
     from shared.settings import get_settings
+    from shared.usecases.notifications import notify
     from shared.usecases.run_event import handle_events
 
     try:
@@ -57,4 +58,5 @@ def on_run_event(event: func.EventGridEvent) -> None:
         log.error("on_run_event %s dropped (malformed, not retried): %s", event.id, exc.problem)
         return
     report = handle_events([parsed], get_gateway(), get_settings(), utcnow())
+    notify(report, get_channel(), get_gateway())
     log.info("on_run_event %s: %s", event.id, report.summary_line())

@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
     use_monitor=True,
 )
 def scheduled_sweep(timer: func.TimerRequest) -> None:
-    from shared.bootstrap import get_gateway, utcnow
+    from shared.bootstrap import get_channel, get_gateway, utcnow
     from shared.settings import get_settings
+    from shared.usecases.notifications import notify
     from shared.usecases.sweep import sweep
 
     if timer.past_due:
         log.warning("scheduled_sweep is past due: running now")
     report = sweep(get_gateway(), get_settings(), utcnow())
+    notify(report, get_channel(), get_gateway(), cap=get_settings().cleanup_max_runs)
     log.info("scheduled_sweep: %s", report.summary_line())

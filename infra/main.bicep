@@ -1,7 +1,8 @@
 // mlgov on Azure: a Flex Consumption Function App that governs MLflow tracking in an EXISTING
 // Azure ML workspace. Deployed by `azd up`; the Event Grid subscription that feeds on_run_event
 // is created after the code is deployed (scripts/postdeploy.sh deploys eventgrid-subscription.bicep),
-// because Event Grid validates that the function exists.
+// because Event Grid validates that the function exists; the workspace-side pieces are deployed
+// by scripts/postprovision.sh (workspace-access.bicep).
 targetScope = 'subscription'
 
 // ---------------------------------------------------------------------------------------------
@@ -171,6 +172,9 @@ param governancePromotionThreshold string = ''
 ])
 param governancePromotionGoal string = 'maximize'
 
+@description('GOVERNANCE_PROMOTION_MIN_IMPROVEMENT: margin a challenger must beat the champion by (absolute, in metric units).')
+param governancePromotionMinImprovement string = '0'
+
 @description('GOVERNANCE_PROMOTION_MODEL_NAME: registered model name template.')
 param governancePromotionModelName string = '{experiment_name}'
 
@@ -268,16 +272,12 @@ module keyVault 'modules/keyvault.bicep' = {
   }
 }
 
-// In the workspace's resource group: AzureML Data Scientist for the app, the system topic.
-module workspaceSide 'modules/workspace.bicep' = {
-  name: 'mlgov-workspace-${resourceToken}'
+// The EXISTING workspace is only read here (its MLflow tracking URI). What must live in its
+// resource group (the app's role on it, the system topic) is deployed by scripts/postprovision.sh
+// from workspace-access.bicep, so that this deployment, and `azd down`, never touch that group.
+resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-10-01' existing = {
+  name: workspaceName
   scope: resourceGroup(workspaceResourceGroupName)
-  params: {
-    workspaceName: workspaceName
-    appPrincipalId: identity.outputs.principalId
-    systemTopicName: topicName
-    tags: tags
-  }
 }
 
 module appAccess 'modules/app-access.bicep' = {
@@ -288,8 +288,6 @@ module appAccess 'modules/app-access.bicep' = {
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
-    systemTopicPrincipalId: enableDeadLetter ? workspaceSide.outputs.systemTopicPrincipalId : ''
-    deadLetterContainerName: deadLetterContainerName
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
   }
@@ -315,7 +313,7 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     // Every setting mlgov reads. The timer schedules must exist or the host does not start.
     governanceSettings: {
-      MLFLOW_TRACKING_URI: workspaceSide.outputs.mlflowTrackingUri
+      MLFLOW_TRACKING_URI: workspace.properties.mlFlowTrackingUri
       GOVERNANCE_DRY_RUN: governanceDryRun
       GOVERNANCE_EXPERIMENTS: governanceExperiments
       GOVERNANCE_CLEANUP_STATUSES: governanceCleanupEnabled ? governanceCleanupStatuses : ''
@@ -327,6 +325,7 @@ module functionApp 'modules/function-app.bicep' = {
       GOVERNANCE_PROMOTION_METRIC: governancePromotionMetric
       GOVERNANCE_PROMOTION_THRESHOLD: governancePromotionThreshold
       GOVERNANCE_PROMOTION_GOAL: governancePromotionGoal
+      GOVERNANCE_PROMOTION_MIN_IMPROVEMENT: governancePromotionMinImprovement
       GOVERNANCE_PROMOTION_MODEL_NAME: governancePromotionModelName
       GOVERNANCE_PROMOTION_ARTIFACT_PATH: governancePromotionArtifactPath
       GOVERNANCE_PROMOTION_ALIAS: governancePromotionAlias
@@ -362,9 +361,9 @@ output AZURE_KEY_VAULT_TEAMS_WEBHOOK_SECRET_NAME string = teamsWebhookSecretName
 output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output AZURE_ML_WORKSPACE_NAME string = workspaceName
 output AZURE_ML_WORKSPACE_RESOURCE_GROUP string = workspaceResourceGroupName
-output AZURE_ML_WORKSPACE_ID string = workspaceSide.outputs.workspaceId
-output MLFLOW_TRACKING_URI string = workspaceSide.outputs.mlflowTrackingUri
-output EVENTGRID_SYSTEM_TOPIC_NAME string = workspaceSide.outputs.systemTopicName
+output AZURE_ML_WORKSPACE_ID string = workspace.id
+output MLFLOW_TRACKING_URI string = workspace.properties.mlFlowTrackingUri
+output EVENTGRID_SYSTEM_TOPIC_NAME string = topicName
 output EVENTGRID_SYSTEM_TOPIC_RESOURCE_GROUP string = workspaceResourceGroupName
 output EVENTGRID_DEADLETTER_STORAGE_ID string = enableDeadLetter ? storage.outputs.id : ''
 output EVENTGRID_DEADLETTER_CONTAINER string = deadLetterContainerName

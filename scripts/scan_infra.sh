@@ -18,6 +18,8 @@ if [[ ! -f "$stamp" || requirements-infra.txt -nt "$stamp" ]]; then
   # (grep drops pip's notes about index locations this machine's pip config lists but lacks)
   "$venv/bin/python" -m pip install --quiet --upgrade pip 2> >(grep -v "^WARNING: Location '" >&2)
   "$venv/bin/python" -m pip install --quiet -r requirements-infra.txt 2> >(grep -v "^WARNING: Location '" >&2)
+  # Keep the venv out of git and of linters that honour .gitignore (ruff).
+  printf '*\n' > "$venv/.gitignore"
   touch "$stamp"
 fi
 [[ "${1:-}" == "--setup" ]] && exit 0

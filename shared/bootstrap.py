@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from shared.settings import Settings, get_settings
 from shared.tracking.gateway import TrackingGateway
+
+if TYPE_CHECKING:
+    from shared.notify.sinks import Channel
 
 
 def utcnow() -> datetime:
@@ -23,3 +27,27 @@ def build_gateway(settings: Settings) -> TrackingGateway:
 def get_gateway() -> TrackingGateway:
     """The process-wide gateway for the Functions host (one client per worker)."""
     return build_gateway(get_settings())
+
+
+def teams_channel(settings: Settings) -> Channel | None:
+    """The Teams webhook, when one is set and this is not a dry run (dry run posts nothing)."""
+    if settings.teams_webhook_url is None or settings.dry_run:
+        return None
+    from shared.notify.sinks import Channel
+    from shared.notify.teams import TeamsNotifier, mask_url
+
+    url = settings.teams_webhook_url
+    return Channel(TeamsNotifier(url), f"teams {mask_url(url.get_secret_value())}", posts=True)
+
+
+@functools.lru_cache(maxsize=1)
+def get_channel() -> Channel:
+    """Where the Functions host sends cards: Teams, or one log line per card without it."""
+    from shared.notify.sinks import Channel, LogCardSink
+
+    settings = get_settings()
+    channel = teams_channel(settings)
+    if channel is not None:
+        return channel
+    why = "dry run" if settings.dry_run else "GOVERNANCE_TEAMS_WEBHOOK_URL is not set"
+    return Channel(LogCardSink(why), f"log ({why})")

@@ -13,12 +13,6 @@ param keyVaultName string
 @description('Name of the Application Insights component.')
 param applicationInsightsName string
 
-@description('Principal id of the Event Grid system topic identity (dead-lettering); empty grants nothing.')
-param systemTopicPrincipalId string = ''
-
-@description('Dead-letter container; empty grants nothing.')
-param deadLetterContainerName string = ''
-
 @description('Principal id of the person deploying (AZURE_PRINCIPAL_ID); empty grants nothing.')
 param deployerPrincipalId string = ''
 
@@ -34,8 +28,6 @@ param deployerPrincipalType string = 'User'
 // its deployment package from a container. Blob only: no queue triggers, no Durable Functions,
 // no table-backed bindings, so no Storage Queue/Table Data Contributor.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-// Storage Blob Data Contributor: Event Grid (system topic identity) writes dead-lettered events.
-var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 // Key Vault Secrets User: read secret values (Key Vault reference to the Teams webhook).
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 // Key Vault Secrets Officer: lets the deployer set or rotate the Teams webhook secret.
@@ -45,16 +37,6 @@ var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
-}
-
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
-  parent: storage
-  name: 'default'
-}
-
-resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = if (!empty(deadLetterContainerName)) {
-  parent: blobService
-  name: !empty(deadLetterContainerName) ? deadLetterContainerName : 'unused'
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -91,16 +73,6 @@ resource appMonitoringMetricsPublisher 'Microsoft.Authorization/roleAssignments@
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
     principalId: appPrincipalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource topicDeadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(systemTopicPrincipalId) && !empty(deadLetterContainerName)) {
-  name: guid(deadLetterContainer.id, systemTopicPrincipalId, storageBlobDataContributor)
-  scope: deadLetterContainer
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
-    principalId: systemTopicPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

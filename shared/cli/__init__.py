@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from shared.cli import check, demo, handle_event, restore, sweep
+from shared.cli import check, demo, handle_event, restore, summary, sweep
 from shared.cli.common import EXIT_INVALID, EXIT_OK, Command
 from shared.errors import InvalidEvent, SettingsError, TrackingUnavailable
 
@@ -17,6 +17,7 @@ COMMANDS: tuple[Command, ...] = (
     sweep.COMMAND,
     handle_event.COMMAND,
     restore.COMMAND,
+    summary.COMMAND,
     demo.COMMAND,
 )
 

@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     code = emit(report, args)
     print(
         f"\nLook around: mlflow ui --backend-store-uri {uri}\n"
-        f"Try a policy: MLFLOW_TRACKING_URI={uri} mlgov sweep --dry-run"
+        f"Try a policy: MLFLOW_TRACKING_URI={uri} mlgov sweep --dry-run\n"
+        f"Undo the cleanup: MLFLOW_TRACKING_URI={uri} mlgov restore --since 1"
     )
     return code
 

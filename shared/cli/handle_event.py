@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from shared.bootstrap import build_gateway, utcnow
-from shared.cli.common import EXIT_INVALID, Command, add_report_flags, emit, settings_for
+from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
+from shared.cli.common import EXIT_INVALID, Command, add_report_flags, settings_for
 from shared.errors import InvalidEvent
 
 
@@ -26,16 +27,20 @@ def _read(source: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from shared.events import parse_events
+    from shared.usecases.notifications import notify
     from shared.usecases.run_event import handle_events
 
     settings = settings_for(args)
     events, rejected = parse_events(_read(args.file))
-    report = handle_events(events, build_gateway(settings), settings, utcnow())
+    gateway = build_gateway(settings)
+    report = handle_events(events, gateway, settings, utcnow())
     if rejected:
         report.extra["rejected_events"] = [
             {"event_id": exc.event_id, "problem": exc.problem} for exc in rejected
         ]
-    code = emit(report, args)
+    channel = channel_for(args, settings)
+    notify(report, channel, gateway)
+    code = emit_with_cards(report, args, channel)
     for exc in rejected:
         print(f"mlgov: invalid input: {exc}", file=sys.stderr)
     return EXIT_INVALID if rejected else code
@@ -46,6 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "file", metavar="FILE|-", help="JSON file with one event or an array; - reads stdin"
     )
     add_report_flags(parser)
+    add_card_flag(parser)
 
 
 COMMAND = Command(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from shared.bootstrap import build_gateway, utcnow
-from shared.cli.common import Command, TerminalProgress, add_report_flags, emit, settings_for
+from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
+from shared.cli.common import Command, TerminalProgress, add_report_flags, settings_for
 from shared.usecases.sweep import sweep
 
 
@@ -14,15 +15,21 @@ def run(args: argparse.Namespace) -> int:
     if args.catchup_hours is not None:
         settings = settings.model_copy(update={"catchup_hours": args.catchup_hours})
     progress = TerminalProgress.for_args(args)
+    gateway = build_gateway(settings)
     try:
-        report = sweep(build_gateway(settings), settings, utcnow(), progress=progress)
+        report = sweep(gateway, settings, utcnow(), progress=progress)
     finally:
         progress.done()
-    return emit(report, args)
+    from shared.usecases.notifications import notify
+
+    channel = channel_for(args, settings)
+    notify(report, channel, gateway, cap=settings.cleanup_max_runs)
+    return emit_with_cards(report, args, channel)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_report_flags(parser)
+    add_card_flag(parser)
     parser.add_argument(
         "--catchup-hours",
         type=float,

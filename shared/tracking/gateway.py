@@ -23,6 +23,8 @@ class RunQuery:
     finished_before: datetime | None = None
     finished_after: datetime | None = None
     tag_equals: Mapping[str, str] | None = None
+    # Tags the run must carry, whatever their value (the summary finds mlgov's own tags).
+    tags_present: frozenset[str] | None = None
     deleted: bool = False
 
 

@@ -7,6 +7,7 @@ and applied on the client; a refused alias falls back to a `governance.alias` ve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -49,6 +50,20 @@ _AZUREML_URI = re.compile(
     r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/?]+)",
     re.IGNORECASE,
 )
+
+
+@contextlib.contextmanager
+def _global_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking URI at `uri` for one call.
+
+    MLflow 3 resolves a run's LoggedModels (inside `list_artifacts` and for `runs:/` sources)
+    with a new client on the global URI, not the calling client's; without this, a gateway
+    whose URI differs from the global one fails with "run not found" (or opens ./mlflow.db).
+    """
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(uri):
+        yield
 
 
 def _ms_to_datetime(value: int | None) -> datetime | None:
@@ -119,6 +134,8 @@ def _matches(run: Run, query: RunQuery) -> bool:
     ):
         return False
     if query.finished_after is not None and (finished is None or finished < query.finished_after):
+        return False
+    if query.tags_present and not all(k in run.tags for k in query.tags_present):
         return False
     if query.tag_equals:
         return all(run.tags.get(k) == v for k, v in query.tag_equals.items())
@@ -218,6 +235,9 @@ class MlflowGateway:
             clauses.append(f"attributes.start_time < {_to_ms(query.finished_before)}")
         for key, value in (query.tag_equals or {}).items():
             clauses.append(f"tags.`{key}` = {quote(value)}")
+        for key in sorted(query.tags_present or ()):
+            # LIKE '%' matches any value; a run without the tag has no row to match.
+            clauses.append(f"tags.`{key}` LIKE '%'")
         return " and ".join(clauses)
 
     def _search(self, experiment_id: str, filter_string: str, deleted: bool) -> Iterator[Any]:
@@ -313,13 +333,14 @@ class MlflowGateway:
     def find_model_source(self, run: Run, artifact_path: str) -> ModelSource | None:
         path = artifact_path.strip("/")
         # MLflow 2 clients and Azure ML keep the model as a run artifact folder.
-        files = self._call(
-            "list_artifacts",
-            self._client.list_artifacts,
-            run.run_id,
-            path,
-            for_run=run.run_id,
-        )
+        with _global_uri(self._uri):
+            files = self._call(
+                "list_artifacts",
+                self._client.list_artifacts,
+                run.run_id,
+                path,
+                for_run=run.run_id,
+            )
         if any(f.path.rstrip("/").endswith("MLmodel") for f in files):
             return ModelSource(source=f"runs:/{run.run_id}/{path}")
         # MLflow 3 logs models as LoggedModels linked to the run, not as run artifacts.
@@ -418,16 +439,17 @@ class MlflowGateway:
         except Exception as exc:
             if _error_code(exc) not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
                 raise self._translate("create_registered_model", exc, None) from exc
-        mv = self._call(
-            "create_model_version",
-            self._client.create_model_version,
-            name=name,
-            source=source.source,
-            run_id=run_id,
-            tags=dict(tags),
-            model_id=source.model_id,
-            await_creation_for=20,
-        )
+        with _global_uri(self._uri):
+            mv = self._call(
+                "create_model_version",
+                self._client.create_model_version,
+                name=name,
+                source=source.source,
+                run_id=run_id,
+                tags=dict(tags),
+                model_id=source.model_id,
+                await_creation_for=20,
+            )
         return _map_version(mv)
 
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:

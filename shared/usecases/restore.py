@@ -44,12 +44,14 @@ def restore(
     since = now - timedelta(hours=since_hours)
     unsupported: str | None = None
     for experiment in experiments_in_scope(gateway, settings):
-        # Deleted runs carrying our tag: tag *presence* has no server filter, so the
-        # client checks it; the deleted view is small next to the active one.
+        # Deleted runs carrying our tags; the window is checked on the tag's value here.
+        query = RunQuery(
+            experiment_id=experiment.experiment_id,
+            tags_present=frozenset({T.DELETED_REASON, T.DELETED_AT}),
+            deleted=True,
+        )
         try:
-            for run in gateway.iter_runs(
-                RunQuery(experiment_id=experiment.experiment_id, deleted=True)
-            ):
+            for run in gateway.iter_runs(query):
                 moment = deleted_at(run)
                 if moment is None or moment < since:
                     continue

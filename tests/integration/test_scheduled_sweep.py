@@ -17,7 +17,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from shared import tags as T
-from shared.bootstrap import get_gateway
+from shared.bootstrap import get_channel, get_gateway
 from shared.cli import main
 from shared.settings import get_settings
 from tests.support import make_run
@@ -37,11 +37,15 @@ def env(monkeypatch, mlflow_server, experiment):
     monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", name)
     monkeypatch.setenv("GOVERNANCE_CLEANUP_STATUSES", "FAILED")
     monkeypatch.setenv("GOVERNANCE_SWEEP_SCHEDULE", "0 */30 * * * *")
-    get_settings.cache_clear()
-    get_gateway.cache_clear()
+    _clear_caches()
     yield monkeypatch
-    get_settings.cache_clear()
-    get_gateway.cache_clear()
+    _clear_caches()
+
+
+def _clear_caches():
+    # The app's cached services, rebuilt from the environment above on first use.
+    for cached in (get_settings, get_gateway, get_channel):
+        cached.cache_clear()
 
 
 def deleted(client, run_id):
@@ -89,7 +93,11 @@ def test_function_app_indexes_the_timer_on_the_schedule_setting():
     )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_")}
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=environ, capture_output=True, text=True,
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout
     (binding,) = json.loads(out.splitlines()[-1])["scheduled_sweep"]["bindings"]
@@ -134,8 +142,16 @@ def test_cli_sweep_table_shows_per_experiment_counts_and_the_guard(env, client, 
     assert "3 runs qualify for cleanup, more than GOVERNANCE_CLEANUP_MAX_RUNS=2" in out
     header = next(line for line in out.splitlines() if line.startswith("EXPERIMENT"))
     assert header.split() == [
-        "EXPERIMENT", "EXAMINED", "DELETED", "PROTECTED", "SKIPPED", "BY", "GUARD",
-        "TAGGED", "PROMOTED", "FAILED",
+        "EXPERIMENT",
+        "EXAMINED",
+        "DELETED",
+        "PROTECTED",
+        "SKIPPED",
+        "BY",
+        "GUARD",
+        "TAGGED",
+        "PROMOTED",
+        "FAILED",
     ]
     row = next(line for line in out.splitlines() if line.startswith(name))
     assert row.split()[1:] == ["3", "0", "0", "3", "0", "0", "0"]

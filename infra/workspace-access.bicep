@@ -1,18 +1,32 @@
-// What lives beside the EXISTING Azure ML workspace (deployed into the workspace's resource
-// group, which may differ from the app's): the app identity's role on the workspace and the
-// Event Grid system topic on it. Reads the workspace's MLflow tracking URI for the app.
+// What mlgov needs beside the EXISTING Azure ML workspace, in the workspace's resource group:
+// the app identity's role on the workspace and the Event Grid system topic on it (+ the topic
+// identity's right to write dead-letters into the app's storage).
+//
+// Deployed by scripts/postprovision.sh, NOT by azd's main deployment: azd then never counts the
+// workspace's resource group as its own (`azd down` deletes the resource groups it deployed to).
 
 @description('Name of the existing Azure ML workspace.')
 param workspaceName string
 
-@description('Principal id of the Function App identity.')
+@description('Principal id of the Function App identity (output AZURE_FUNCTION_APP_IDENTITY_PRINCIPAL_ID).')
 param appPrincipalId string
 
 @description('Name of the Event Grid system topic on the workspace (an existing one of that name is adopted).')
 param systemTopicName string
 
+@description('Resource group of the app (output AZURE_RESOURCE_GROUP); holds the dead-letter container.')
+param appResourceGroupName string
+
+@description('Host storage account of the app (output AZURE_STORAGE_ACCOUNT_NAME).')
+param storageAccountName string
+
+@description('Dead-letter container (output EVENTGRID_DEADLETTER_CONTAINER); empty: no dead-lettering.')
+param deadLetterContainerName string = ''
+
 @description('Tags for the system topic.')
-param tags object = {}
+param tags object = {
+  application: 'mlgov'
+}
 
 // AzureML Data Scientist: read runs and experiments, set tags, delete/restore runs and register
 // model versions through the workspace's MLflow endpoint; no compute or workspace management.
@@ -47,9 +61,16 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   }
 }
 
-output workspaceId string = workspace.id
-output workspaceLocation string = workspace.location
-output mlflowTrackingUri string = workspace.properties.mlFlowTrackingUri
+module deadLetterWriter 'modules/deadletter-writer.bicep' = if (!empty(deadLetterContainerName)) {
+  name: 'mlgov-deadletter-writer'
+  scope: resourceGroup(appResourceGroupName)
+  params: {
+    storageAccountName: storageAccountName
+    containerName: deadLetterContainerName
+    principalId: systemTopic.identity.principalId
+  }
+}
+
 output systemTopicName string = systemTopic.name
 output systemTopicId string = systemTopic.id
-output systemTopicPrincipalId string = systemTopic.identity.principalId
+output workspaceId string = workspace.id

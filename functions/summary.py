@@ -1,0 +1,36 @@
+"""`scheduled_summary`: the timer that posts the window's digest to Teams, as `mlgov summary` does.
+
+Without a webhook the card is only logged. Delivery never fails the invocation; a tracking
+server that is down does (timers are not retried: the next schedule is the retry).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+log = logging.getLogger(__name__)
+
+
+@bp.function_name("scheduled_summary")
+@bp.timer_trigger(
+    schedule="%GOVERNANCE_SUMMARY_SCHEDULE%",
+    arg_name="timer",
+    run_on_startup=False,
+    use_monitor=True,
+)
+def scheduled_summary(timer: func.TimerRequest) -> None:
+    from shared.bootstrap import get_channel, get_gateway, utcnow
+    from shared.notify.cards import summary_card
+    from shared.settings import get_settings
+    from shared.usecases.notifications import deliver
+    from shared.usecases.summary import summarize
+
+    if timer.past_due:
+        log.warning("scheduled_summary is past due: running now")
+    result = summarize(get_gateway(), get_settings(), utcnow())
+    delivery = deliver(result.report, [summary_card(result.summary)], get_channel())
+    sent = "delivered" if delivery is not None and delivery.ok else "NOT delivered"
+    log.info("scheduled_summary: %s; card %s", dict(result.summary.totals), sent)

@@ -1,0 +1,70 @@
+"""Cards from the command line: post to Teams, or show the message that would have been posted.
+
+Without a webhook (or in dry run) the message goes to `--card-out FILE`, else into the `--json`
+report (`cards`), else after the table on stdout; stdout stays one JSON document with `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from shared.bootstrap import teams_channel
+from shared.cli.common import emit
+from shared.engine.report import Report
+from shared.notify.sinks import Channel, MemoryCardSink
+from shared.notify.teams import FileCardSink
+from shared.settings import Settings
+
+
+def add_card_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--card-out",
+        type=Path,
+        metavar="FILE",
+        help="write the Teams message to FILE instead of posting it (JSON, as the webhook "
+        "would receive it)",
+    )
+
+
+def _why_not_posted(settings: Settings) -> str:
+    if settings.dry_run:
+        return "dry run"
+    if settings.teams_webhook_url is None:
+        return "GOVERNANCE_TEAMS_WEBHOOK_URL is not set"
+    return "--card-out"
+
+
+def channel_for(args: argparse.Namespace, settings: Settings) -> Channel:
+    """`--card-out` first, then the webhook, then the message kept for the output."""
+    out: Path | None = getattr(args, "card_out", None)
+    if out is not None:
+        return Channel(FileCardSink(out), f"file {out} (not posted: {_why_not_posted(settings)})")
+    teams = teams_channel(settings)
+    if teams is not None:
+        return teams
+    where = "report" if getattr(args, "json", False) else "stdout"
+    return Channel(MemoryCardSink(), f"{where} (not posted: {_why_not_posted(settings)})")
+
+
+def emit_with_cards(report: Report, args: argparse.Namespace, channel: Channel) -> int:
+    """Print the report and any message kept in memory; the exit code is governance's alone."""
+    kept = channel.sink.messages if isinstance(channel.sink, MemoryCardSink) else []
+    as_json = bool(getattr(args, "json", False))
+    if kept and as_json:
+        report.extra["cards"] = kept
+    code = emit(report, args)
+    if kept and not as_json:
+        print(f"\nTeams message ({channel.label}):")
+        for message in kept:
+            print(json.dumps(message, indent=2, ensure_ascii=False))
+    for note in report.notifications:
+        if note.get("ok") != "true":
+            print(
+                f"mlgov: notification via {note.get('channel')} failed "
+                f"(governance unaffected): {note.get('error')}",
+                file=sys.stderr,
+            )
+    return code

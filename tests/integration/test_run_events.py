@@ -1,0 +1,306 @@
+"""Run events end to end against the real server: the use case, `mlgov handle-event` and the
+`on_run_event` function called with real azure.functions event objects.
+
+Services are injected through the environment the app reads (the test server's URI), with
+the cached settings and gateway cleared around each test; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import UTC, datetime
+
+import azure.functions as func
+import pytest
+
+from shared.bootstrap import get_channel, get_gateway
+from shared.cli import main
+from shared.errors import TrackingUnavailable
+from shared.events import parse_event
+from shared.settings import get_settings
+from shared.tracking.mlflow_gateway import MlflowGateway
+from shared.usecases.run_event import handle_events
+from tests.conftest import free_port
+from tests.event_samples import run_event
+from tests.support import make_run, settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def gateway(mlflow_server):
+    return MlflowGateway(mlflow_server.uri)
+
+
+def handle(gateway, the_settings, event):
+    return handle_events([parse_event(event)], gateway, the_settings, datetime.now(UTC))
+
+
+def only(report):
+    (record,) = report.records
+    return record
+
+
+# -- the use case: events are hints -----------------------------------------------------
+
+
+def test_event_for_a_deleted_run_is_skipped(gateway, client, experiment, mlflow_server):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+    client.delete_run(run_id)
+    the_settings = settings(mlflow_server.uri, promotion_metric="auc", promotion_threshold="0.8")
+
+    record = only(handle(gateway, the_settings, run_event(run_id, experiment_id, name)))
+
+    assert (record.outcome, record.reason) == ("skipped", "run was deleted")
+    assert client.search_registered_models(f"name = '{name}'") == []
+
+
+def test_event_for_a_run_that_never_existed_is_skipped(gateway, mlflow_server):
+    record = only(handle(gateway, settings(mlflow_server.uri), run_event("f" * 32)))
+    assert (record.outcome, record.reason) == ("skipped", "run no longer exists")
+    assert record.details["event_type"].endswith("RunCompleted")
+
+
+def test_event_for_a_run_still_going_is_skipped(gateway, client, experiment, mlflow_server):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, status="RUNNING")
+    event = run_event(run_id, experiment_id, name)
+
+    record = only(handle(gateway, settings(mlflow_server.uri, required_tags="owner"), event))
+
+    assert record.outcome == "skipped"
+    assert record.reason == "run is RUNNING, not finished yet (the sweep will catch up)"
+    assert "governance.compliance" not in client.get_run(run_id).data.tags
+
+
+def test_event_outside_the_experiments_in_scope_is_skipped(
+    gateway, client, experiment, mlflow_server
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id)
+    the_settings = settings(mlflow_server.uri, experiments="other-*", required_tags="owner")
+
+    record = only(handle(gateway, the_settings, run_event(run_id, experiment_id, name)))
+
+    assert record.reason == f"experiment {name} is outside GOVERNANCE_EXPERIMENTS"
+    assert "governance.compliance" not in client.get_run(run_id).data.tags
+
+
+def test_ignored_events_are_acknowledged_in_the_report(gateway, mlflow_server):
+    event = run_event("r1", schema="cloudevents", kind="RunStatusChanged", status="Running")
+    record = only(handle(gateway, settings(mlflow_server.uri), event))
+    assert (record.outcome, record.reason) == (
+        "skipped",
+        "ignored: run status Running is not terminal",
+    )
+
+
+@pytest.mark.parametrize(("status", "event_status"), [("FAILED", "Failed"), ("KILLED", "Canceled")])
+def test_failed_run_produces_a_failure_notice(
+    gateway, client, experiment, mlflow_server, status, event_status
+):
+    experiment_id, name = experiment
+    run_id = make_run(
+        client,
+        experiment_id,
+        status=status,
+        duration_hours=0.5,
+        name="rf-07",
+        tags={"mlflow.user": "ben"},
+    )
+    event = run_event(
+        run_id,
+        experiment_id,
+        name,
+        schema="cloudevents",
+        kind="RunStatusChanged",
+        status=event_status,
+    )
+
+    record = only(handle(gateway, settings(mlflow_server.uri), event))
+
+    assert (record.action, record.outcome, record.run_id) == ("notify", "applied", run_id)
+    assert dict(record.details) == {
+        "topic": "run-failed",
+        "status": status,
+        "run_name": "rf-07",
+        "owner": "ben",
+        "duration_s": "1800",
+        "run_url": f"{mlflow_server.uri}/#/experiments/{experiment_id}/runs/{run_id}",
+    }
+
+
+def test_unreachable_server_raises_unavailable_before_changing_anything(mlflow_server):
+    dead = MlflowGateway(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TrackingUnavailable):
+        handle(dead, settings(dead.tracking_uri), run_event("r1"))
+
+
+# -- mlgov handle-event -----------------------------------------------------------------
+
+
+@pytest.fixture
+def env(monkeypatch, mlflow_server, experiment):
+    """The process environment the CLI and the function read: the test server, promotion on."""
+    for key in list(os.environ):
+        if key.startswith("GOVERNANCE_"):
+            monkeypatch.delenv(key)
+    _, name = experiment
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", name)
+    monkeypatch.setenv("GOVERNANCE_PROMOTION_METRIC", "auc_roc")
+    monkeypatch.setenv("GOVERNANCE_PROMOTION_THRESHOLD", "0.8")
+    _clear_caches()
+    yield monkeypatch
+    _clear_caches()
+
+
+def _clear_caches():
+    # The app's cached services, rebuilt from the environment above on first use.
+    for cached in (get_settings, get_gateway, get_channel):
+        cached.cache_clear()
+
+
+def cli(capsys, tmp_path, events, *flags: str) -> tuple[int, dict, str]:
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(events), encoding="utf-8")
+    code = main(["handle-event", str(path), "--json", *flags])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def test_cli_run_completed_twice_leaves_exactly_one_champion_version(
+    env, client, experiment, capsys, tmp_path
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc_roc": 0.91}, model=True)
+    event = run_event(run_id, experiment_id, name)
+
+    first, report, _ = cli(capsys, tmp_path, event)
+    second, again, _ = cli(capsys, tmp_path, event)
+
+    assert (first, second) == (0, 0)
+    assert [d["outcome"] for d in report["decisions"]] == ["applied"]
+    assert [d["reason"] for d in again["decisions"]] == [f"already promoted to {name}:1"]
+    (version,) = client.search_model_versions(f"name = '{name}'")
+    assert version.aliases == ["champion"]
+    assert version.tags == {
+        "governance.source_run_id": run_id,
+        "governance.metric": "auc_roc",
+        "governance.metric_value": "0.91",
+    }
+    assert client.get_run(run_id).data.tags["governance.promoted_to"] == f"{name}:1"
+
+
+def test_cli_handles_valid_events_then_exits_2_for_the_malformed(
+    env, client, experiment, capsys, tmp_path
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc_roc": 0.91}, model=True)
+    bad = run_event("x", experiment_id, name)
+    bad["id"] = "evt-bad"
+    bad["data"].pop("runId")
+
+    code, report, err = cli(capsys, tmp_path, [bad, run_event(run_id, experiment_id, name)])
+
+    assert code == 2
+    assert [d["outcome"] for d in report["decisions"]] == ["applied"]
+    assert report["rejected_events"] == [
+        {"event_id": "evt-bad", "problem": "data.runId is missing"}
+    ]
+    assert "mlgov: invalid input: event evt-bad: data.runId is missing" in err
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+
+
+def test_cli_input_that_is_not_json_exits_2(env, capsys, tmp_path):
+    path = tmp_path / "events.json"
+    path.write_text("<html>", encoding="utf-8")
+    assert main(["handle-event", str(path)]) == 2
+    assert "input is not JSON" in capsys.readouterr().err
+
+
+def test_cli_dry_run_plans_and_changes_nothing(env, client, experiment, capsys, tmp_path):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc_roc": 0.91}, model=True)
+
+    code, report, _ = cli(capsys, tmp_path, run_event(run_id, experiment_id, name), "--dry-run")
+
+    assert code == 0
+    assert report["dry_run"] is True
+    assert [d["outcome"] for d in report["decisions"]] == ["planned"]
+    assert client.search_model_versions(f"name = '{name}'") == []
+
+
+def test_cli_unreachable_server_exits_1(env, capsys, tmp_path):
+    env.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(run_event("r1")), encoding="utf-8")
+    assert main(["handle-event", str(path)]) == 1
+    assert "unavailable" in capsys.readouterr().err
+
+
+# -- the on_run_event function ------------------------------------------------------------
+
+
+def _event_grid(event: dict) -> func.EventGridEvent:
+    return func.EventGridEvent(
+        id=event["id"],
+        data=event["data"],
+        topic=event["topic"],
+        subject=event["subject"],
+        event_type=event["eventType"],
+        event_time=datetime(2026, 11, 26, 8, 15, tzinfo=UTC),
+        data_version=event["dataVersion"],
+    )
+
+
+def _cloud_event(event: dict) -> func.CloudEvent:
+    return func.CloudEvent(
+        id=event["id"],
+        source=event["source"],
+        type=event["type"],
+        specversion=event["specversion"],
+        time=datetime(2026, 11, 26, 9, 2, tzinfo=UTC),
+        subject=event["subject"],
+        data=event["data"],
+    )
+
+
+def _function():
+    from functions.run_events import on_run_event
+
+    return on_run_event.build().get_user_function()
+
+
+@pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
+def test_function_promotes_from_either_schema(env, client, experiment, caplog, schema):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc_roc": 0.91}, model=True)
+    event = run_event(run_id, experiment_id, name, schema=schema)
+    build = _event_grid if schema == "eventgrid" else _cloud_event
+
+    with caplog.at_level(logging.INFO, logger="functions.run_events"):
+        _function()(build(event))
+
+    assert client.get_model_version_by_alias(name, "champion").run_id == run_id
+    assert f"on_run_event {event['id']}: handle-event: 1 decisions: 1 applied" in caplog.text
+
+
+def test_function_drops_a_malformed_event_without_raising(env, caplog):
+    event = run_event("r1")
+    event["data"]["runId"] = 42
+
+    with caplog.at_level(logging.ERROR, logger="functions.run_events"):
+        _function()(_event_grid(event))
+
+    assert f"on_run_event {event['id']} dropped (malformed, not retried): data.runId" in caplog.text
+
+
+def test_function_raises_when_the_server_is_down_so_event_grid_redelivers(env):
+    env.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    _clear_caches()
+    with pytest.raises(TrackingUnavailable):
+        _function()(_cloud_event(run_event("r1", schema="cloudevents")))
