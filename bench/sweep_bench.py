@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from shared.engine.report import Report  # noqa: E402 (after the path set-up above)
-from shared.settings import load_settings  # noqa: E402
-from shared.tracking.mlflow_gateway import MlflowGateway  # noqa: E402
-from shared.usecases.sweep import sweep  # noqa: E402
+from shared.engine.report import Report
+from shared.settings import load_settings
+from shared.tracking.mlflow_gateway import MlflowGateway
+from shared.usecases.sweep import sweep
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 EXPERIMENTS = 4
@@ -51,8 +51,9 @@ SCENARIOS: dict[str, Callable[[int], Mix]] = {
     "history": lambda n: Mix(history=n - 150, failed_old=50, recent=100),
     # A filter gone wrong: every run is a candidate, the guard trips after counting all N.
     "guard": lambda n: Mix(history=0, failed_old=n, recent=0),
-    # A server that refuses filters: the client walks and checks all N runs, twice.
-    "no-server-filters": lambda n: Mix(
+    # A server that refuses status and time filters (tag filters still work): the client
+    # walks and checks all N runs, once for cleanup and once for the catch-up.
+    "no-status-time-filters": lambda n: Mix(
         history=n - 150, failed_old=50, recent=100, server_filters=False
     ),
 }
@@ -88,10 +89,9 @@ def seed(db: Path, mix: Mix) -> None:
         end = NOW - timedelta(hours=hours_ago + (index % 7) / 10)
         start = end - timedelta(minutes=30)
         experiment_id = int(experiment_ids[index % EXPERIMENTS])
-        runs.append(
-            (run_id, f"run-{index}", "UNKNOWN", "", "", "bench", status, _ms(start), _ms(end),
-             "", "active", f"/tmp/artifacts/{run_id}", experiment_id)
-        )  # fmt: skip
+        artifacts = (db.parent / "artifacts" / run_id).as_uri()
+        row = (run_id, f"run-{index}", "UNKNOWN", "", "", "bench", status)
+        runs.append((*row, _ms(start), _ms(end), "", "active", artifacts, experiment_id))
         tags += [("mlflow.runName", f"run-{index}", run_id), ("mlflow.user", "bench", run_id)]
     with sqlite3.connect(db) as connection:
         connection.executemany(

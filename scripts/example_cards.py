@@ -22,6 +22,7 @@ from shared.notify.cards import (
     promotion_card,
     summary_card,
 )
+from shared.usecases.summary import TOTAL_LABELS
 
 STUDIO = (
     "https://ml.azure.com/runs/{run}?wsid=/subscriptions/11111111-2222-3333-4444-555555555555"
@@ -47,14 +48,19 @@ PROMOTION = PromotionNotice(
 SUMMARY = Summary(
     window_start=datetime(2025, 11, 25, 8, 0, tzinfo=UTC),
     window_end=datetime(2025, 11, 26, 8, 0, tzinfo=UTC),
+    # The labels `mlgov summary` uses (shared.usecases.summary.TOTAL_LABELS), in its order.
     totals={
-        "Runs finished": 46,
-        "Runs failed": 7,
-        "Runs killed": 1,
-        "Failed runs deleted": 5,
-        "Models promoted": 2,
-        "Runs missing tags": 4,
-        "Failed actions": 1,
+        TOTAL_LABELS[key]: count
+        for key, count in (
+            ("finished", 46),
+            ("failed", 7),
+            ("killed", 1),
+            ("deleted", 5),
+            ("restored", 0),
+            ("promotions", 2),
+            ("noncompliant", 4),
+            ("failed_actions", 1),
+        )
     },
     experiments=[
         ExperimentActivity(
@@ -107,8 +113,8 @@ SUMMARY = Summary(
             experiment="fraud-detection",
             run_id="quiet_river_m2n4b6v8c0",
             run_name="xgb-depth-12",
-            action="register-model-version",
-            reason="the run has no model at runs:/quiet_river_m2n4b6v8c0/model",
+            action="delete-run",
+            reason="tagged for deletion at 2025-11-26T02:30:00+00:00 but still active",
             run_url=STUDIO.format(run="quiet_river_m2n4b6v8c0"),
         )
     ],

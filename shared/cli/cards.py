@@ -1,7 +1,7 @@
 """Cards from the command line: post to Teams, or show the message that would have been posted.
 
 Without a webhook (or in dry run) the message goes to `--card-out FILE`, else into the `--json`
-report (`cards`), else after the table on stdout; stdout stays one JSON document with `--json`.
+report (`cards`), else before the table on stdout; stdout stays one JSON document with `--json`.
 """
 
 from __future__ import annotations
@@ -55,11 +55,13 @@ def emit_with_cards(report: Report, args: argparse.Namespace, channel: Channel) 
     as_json = bool(getattr(args, "json", False))
     if kept and as_json:
         report.extra["cards"] = kept
-    code = emit(report, args)
-    if kept and not as_json:
-        print(f"\nTeams message ({channel.label}):")
+    elif kept:
+        # Before the table, so that the report's last line stays its totals.
+        print(f"Teams message ({channel.label}):")
         for message in kept:
             print(json.dumps(message, indent=2, ensure_ascii=False))
+        print()
+    code = emit(report, args)
     for note in report.notifications:
         if note.get("ok") != "true":
             print(

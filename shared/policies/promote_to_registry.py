@@ -16,7 +16,7 @@ from shared.errors import RunNotFound
 from shared.model import SUCCESS_STATUS, ModelVersion, Run
 from shared.policies.base import RunContext
 from shared.settings import Policy, expand_template
-from shared.tracking.gateway import TrackingGateway
+from shared.tracking.gateway import ModelSource, TrackingGateway
 
 NAME = "promote-to-registry"
 # Float noise (0.91 - 0.90 = 0.0100000000000000089) must not decide a promotion.
@@ -62,13 +62,15 @@ class RegisterModelVersion(Action):
 
 @dataclass(frozen=True, slots=True)
 class PromotionFacts:
-    """What the registry says now: the champion and its metric, this run's versions."""
+    """What the registry says now: the champion and its metric, this run's versions and
+    model (looked up only when the run has no version yet)."""
 
     model_name: str
     champion: ModelVersion | None
     champion_value: float | None
     run_versions: tuple[ModelVersion, ...]
     run_url: str | None
+    model_source: ModelSource | None = None
 
 
 def model_name_for(run: Run, context: RunContext) -> str:
@@ -123,6 +125,13 @@ def precheck(run: Run, context: RunContext) -> str | None:
     return None
 
 
+def no_model(artifact_path: str) -> str:
+    return (
+        f"no model at '{artifact_path}' in this run (neither an MLmodel run artifact nor a "
+        "logged model of that name): nothing registered"
+    )
+
+
 def version_metric(gateway: TrackingGateway, version: ModelVersion, metric: str) -> float | None:
     """The metric of the run behind `version`; its `governance.metric_value` tag if the run
     is gone or lacks it (a version registered by hand may have neither)."""
@@ -150,12 +159,16 @@ def read_facts(run: Run, context: RunContext, gateway: TrackingGateway) -> Promo
     champion_value = (
         version_metric(gateway, champion, policy.promotion_metric) if champion else None
     )
+    run_versions = tuple(gateway.find_model_versions(name, run.run_id))
     return PromotionFacts(
         model_name=name,
         champion=champion,
         champion_value=champion_value,
-        run_versions=tuple(gateway.find_model_versions(name, run.run_id)),
+        run_versions=run_versions,
         run_url=gateway.run_url(run),
+        model_source=(
+            None if run_versions else gateway.find_model_source(run, policy.promotion_artifact_path)
+        ),
     )
 
 
@@ -172,6 +185,9 @@ def evaluate(run: Run, context: RunContext, facts: PromotionFacts | None) -> lis
     champion = facts.champion
     label = f"{facts.model_name} v{champion.version}" if champion else ""
 
+    if not facts.run_versions and facts.model_source is None:
+        # Known before deciding, so a sweep never picks as its best a run it cannot register.
+        return [Skip(policy=NAME, target=target, reason=no_model(policy.promotion_artifact_path))]
     if champion is not None and champion.run_id == run.run_id:
         # The alias already points here: an earlier attempt stopped before tagging the run.
         why = f"{label} from this run already carries {policy.promotion_alias}; finish tagging"

@@ -7,7 +7,6 @@ and applied on the client; a refused alias falls back to a `governance.alias` ve
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -50,20 +49,6 @@ _AZUREML_URI = re.compile(
     r"Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/?]+)",
     re.IGNORECASE,
 )
-
-
-@contextlib.contextmanager
-def _global_uri(uri: str) -> Iterator[None]:
-    """Point MLflow's process-wide tracking URI at `uri` for one call.
-
-    MLflow 3 resolves a run's LoggedModels (inside `list_artifacts` and for `runs:/` sources)
-    with a new client on the global URI, not the calling client's; without this, a gateway
-    whose URI differs from the global one fails with "run not found" (or opens ./mlflow.db).
-    """
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-    with _use_tracking_uri(uri):
-        yield
 
 
 def _ms_to_datetime(value: int | None) -> datetime | None:
@@ -156,6 +141,9 @@ class MlflowGateway:
         self._client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         # Flipped off the first time the server refuses a filter; the client filters instead.
         self.server_filters = True
+        # Tag filters are given up separately (and only if refused too): without them every
+        # child-run lookup would walk the whole experiment.
+        self.server_tag_filters = True
         # Injectable so tests can cross page boundaries without thousands of runs.
         self._page_size = page_size
 
@@ -225,6 +213,20 @@ class MlflowGateway:
 
     def _server_filter(self, query: RunQuery, status: str | None) -> str:
         clauses: list[str] = []
+        if self.server_filters:
+            clauses += self._attribute_clauses(query, status)
+        if not self.server_tag_filters:
+            return " and ".join(clauses)
+        for key, value in (query.tag_equals or {}).items():
+            clauses.append(f"tags.`{key}` = {quote(value)}")
+        for key in sorted(query.tags_present or ()):
+            # LIKE '%' matches any value; a run without the tag has no row to match.
+            clauses.append(f"tags.`{key}` LIKE '%'")
+        return " and ".join(clauses)
+
+    @staticmethod
+    def _attribute_clauses(query: RunQuery, status: str | None) -> list[str]:
+        clauses: list[str] = []
         if status is not None:
             clauses.append(f"attributes.status = '{status}'")
         if query.finished_after is not None:
@@ -233,12 +235,7 @@ class MlflowGateway:
             # Not end_time: a run without one counts by its start, and end >= start, so
             # "started before" is the condition the server can check for both kinds.
             clauses.append(f"attributes.start_time < {_to_ms(query.finished_before)}")
-        for key, value in (query.tag_equals or {}).items():
-            clauses.append(f"tags.`{key}` = {quote(value)}")
-        for key in sorted(query.tags_present or ()):
-            # LIKE '%' matches any value; a run without the tag has no row to match.
-            clauses.append(f"tags.`{key}` LIKE '%'")
-        return " and ".join(clauses)
+        return clauses
 
     def _search(self, experiment_id: str, filter_string: str, deleted: bool) -> Iterator[Any]:
         from mlflow.entities import ViewType
@@ -269,7 +266,7 @@ class MlflowGateway:
             yield from self._iter_filtered(query, status)
 
     def _iter_filtered(self, query: RunQuery, status: str | None) -> Iterator[Run]:
-        filter_string = self._server_filter(query, status) if self.server_filters else ""
+        filter_string = self._server_filter(query, status)
         seen = 0
         try:
             for raw in self._search(query.experiment_id, filter_string, query.deleted):
@@ -287,7 +284,12 @@ class MlflowGateway:
                 log.warning(
                     "server refused filter %r (%s); filtering on the client", filter_string, exc
                 )
-                self.server_filters = False
+                # Status and time filters are the ones in doubt (Azure ML): give those up
+                # first, tag filters only when the server refuses a query without them.
+                if self.server_filters and self._attribute_clauses(query, status):
+                    self.server_filters = False
+                else:
+                    self.server_tag_filters = False
                 yield from self._iter_filtered(query, status)
                 return
             raise self._translate("search_runs", exc, None) from exc
@@ -332,29 +334,30 @@ class MlflowGateway:
 
     def find_model_source(self, run: Run, artifact_path: str) -> ModelSource | None:
         path = artifact_path.strip("/")
-        # MLflow 2 clients and Azure ML keep the model as a run artifact folder.
-        with _global_uri(self._uri):
-            files = self._call(
-                "list_artifacts",
-                self._client.list_artifacts,
-                run.run_id,
-                path,
-                for_run=run.run_id,
-            )
-        if any(f.path.rstrip("/").endswith("MLmodel") for f in files):
-            return ModelSource(source=f"runs:/{run.run_id}/{path}")
-        # MLflow 3 logs models as LoggedModels linked to the run, not as run artifacts.
+        # MLflow 3 logs models as LoggedModels linked to the run, not as run artifacts. Looked
+        # up first: MLflow's own listing of such a run resolves the LoggedModel with a client
+        # on the process-wide tracking URI, not this gateway's ("run not found" elsewhere).
         try:
             models = self._search_logged_models(run, path)
         except TrackingUnavailable:
             raise
         except TrackingError as exc:
             log.info("no LoggedModel lookup on this server: %s", exc)
-            return None
-        if not models:
-            return None
-        model_id = str(models[-1])
-        return ModelSource(source=f"models:/{model_id}", model_id=model_id)
+            models = []
+        if models:
+            model_id = str(models[-1])
+            return ModelSource(source=f"models:/{model_id}", model_id=model_id)
+        # MLflow 2 clients and Azure ML keep the model as a run artifact folder.
+        files = self._call(
+            "list_artifacts",
+            self._client.list_artifacts,
+            run.run_id,
+            path,
+            for_run=run.run_id,
+        )
+        if any(f.path.rstrip("/").endswith("MLmodel") for f in files):
+            return ModelSource(source=f"runs:/{run.run_id}/{path}")
+        return None
 
     def _search_logged_models(self, run: Run, name: str) -> list[str]:
         found: list[str] = []
@@ -439,17 +442,16 @@ class MlflowGateway:
         except Exception as exc:
             if _error_code(exc) not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
                 raise self._translate("create_registered_model", exc, None) from exc
-        with _global_uri(self._uri):
-            mv = self._call(
-                "create_model_version",
-                self._client.create_model_version,
-                name=name,
-                source=source.source,
-                run_id=run_id,
-                tags=dict(tags),
-                model_id=source.model_id,
-                await_creation_for=20,
-            )
+        mv = self._call(
+            "create_model_version",
+            self._client.create_model_version,
+            name=name,
+            source=source.source,
+            run_id=run_id,
+            tags=dict(tags),
+            model_id=source.model_id,
+            await_creation_for=20,
+        )
         return _map_version(mv)
 
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:

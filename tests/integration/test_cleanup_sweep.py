@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared import tags as T
-from shared.errors import TrackingError, TrackingUnavailable
+from shared.errors import CapabilityUnsupported, TrackingError, TrackingUnavailable
 from shared.tracking.mlflow_gateway import MlflowGateway
 from shared.usecases.restore import restore
 from shared.usecases.sweep import sweep
@@ -317,3 +317,27 @@ def test_server_down_fails_the_sweep():
     uri = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(TrackingUnavailable):
         sweep(MlflowGateway(uri), cleanup_settings(uri, "*"), datetime.now(UTC))
+
+
+class CannotRestore(MlflowGateway):
+    """The real gateway on a server that refuses `restore_run`, as Azure ML may."""
+
+    def restore_run(self, run_id):
+        raise CapabilityUnsupported("the tracking server cannot restore runs")
+
+
+def test_restore_says_clearly_when_the_server_cannot(mlflow_server, client, experiment):
+    exp_id, name = experiment
+    old = [make_run(client, exp_id, status="FAILED", ended_hours_ago=100) for _ in range(2)]
+    uri = mlflow_server.uri
+    run_sweep(uri, name)
+
+    report = restore(CannotRestore(uri), cleanup_settings(uri, name), datetime.now(UTC), 1)
+
+    (record,) = report.records  # stops at the first refusal instead of repeating it
+    assert record.outcome == "failed"
+    assert "cannot restore" in record.reason
+    assert report.extra["restore"]["unsupported"] == record.reason
+    assert report.extra["restore"]["restored"] == 0
+    assert all(deleted(client, r) for r in old)
+    assert T.DELETED_REASON in client.get_run(record.run_id).data.tags

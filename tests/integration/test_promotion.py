@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from shared.engine.executor import Executor
 from shared.events import parse_event
@@ -17,6 +19,7 @@ from shared.model import Experiment
 from shared.policies.base import RunContext
 from shared.policies.promote_to_registry import RegisterModelVersion, read_facts
 from shared.policies.promote_to_registry import evaluate as evaluate_promotion
+from shared.tracking.gateway import ModelSource
 from shared.tracking.mlflow_gateway import MlflowGateway
 from shared.usecases.run_event import handle_events
 from shared.usecases.sweep import sweep
@@ -203,23 +206,19 @@ def test_mlflow3_logged_model_is_registered(gateway, client, experiment, promo, 
 
     experiment_id, name = experiment
     run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, status="RUNNING")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_server.uri)
-    try:
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=Echo(), pip_requirements=["mlflow"]
-            )
-    finally:
-        mlflow.set_tracking_uri(previous)
+    # The fluent API needs the global URI; restored after (env var included), so the gateway
+    # below runs with a global URI that is not its own, as in the Functions host or the CLI.
+    with _use_tracking_uri(mlflow_server.uri), mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=Echo(), pip_requirements=["mlflow"]
+        )
     assert client.list_artifacts(run_id) == []  # not a run artifact: a LoggedModel
 
     report = handle(gateway, promo(), run_event(run_id, experiment_id, name))
 
     (record,) = decisions(report)
     assert record.outcome == "applied", record.reason
-    # MLflow 3.15 lists a LoggedModel's files under the run's `model/` too; both sources work.
-    assert record.details["source"] in (f"runs:/{run_id}/model", f"models:/{info.model_id}")
+    assert record.details["source"] == f"models:/{info.model_id}"
     (version,) = versions(client, name)
     assert version.run_id == run_id
     assert client.get_model_version_by_alias(name, "champion").version == version.version
@@ -345,6 +344,42 @@ def test_sweep_promotes_only_the_best_trial_and_is_idempotent(gateway, client, e
 
     assert all(r.outcome == "skipped" for r in decisions(again))
     assert len(versions(client, name)) == 1
+
+
+def test_sweep_best_trial_without_a_model_does_not_block_the_others(
+    gateway, client, experiment, promo
+):
+    experiment_id, name = experiment
+    make_run(client, experiment_id, metrics={"auc": 0.97}, model=False)
+    with_model = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+
+    sweep(gateway, promo(), datetime.now(UTC))
+
+    assert [v.run_id for v in versions(client, name)] == [with_model]
+
+
+def test_model_gone_between_decision_and_apply_is_skipped_not_crashed(
+    gateway, client, experiment, promo
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, model=False)
+    the_settings = promo(promotion_artifact_path="elsewhere")
+    context = RunContext(
+        now=datetime.now(UTC),
+        experiment=Experiment(experiment_id, name),
+        policy=the_settings.policy_for(name),
+    )
+    run = gateway.get_run(run_id)
+    facts = dataclasses.replace(
+        read_facts(run, context, gateway), model_source=ModelSource(f"runs:/{run_id}/elsewhere")
+    )
+    (action,) = evaluate_promotion(run, context, facts)
+
+    record = Executor(gateway, dry_run=False).apply_one(action)
+
+    assert record.outcome == "skipped"
+    assert record.reason.startswith("no model at 'elsewhere' in this run")
+    assert versions(client, name) == []
 
 
 def test_sweep_catches_up_a_missed_event_the_same_way(gateway, client, experiment, promo):

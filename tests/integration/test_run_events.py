@@ -186,7 +186,7 @@ def test_cli_run_completed_twice_leaves_exactly_one_champion_version(
     assert [d["outcome"] for d in report["decisions"]] == ["applied"]
     assert [d["reason"] for d in again["decisions"]] == [f"already promoted to {name}:1"]
     (version,) = client.search_model_versions(f"name = '{name}'")
-    assert version.aliases == ["champion"]
+    assert client.get_model_version(name, version.version).aliases == ["champion"]
     assert version.tags == {
         "governance.source_run_id": run_id,
         "governance.metric": "auc_roc",

@@ -100,11 +100,14 @@ def test_function_app_indexes_the_timer_on_the_schedule_setting():
         text=True,
         check=True,
     ).stdout
-    (binding,) = json.loads(out.splitlines()[-1])["scheduled_sweep"]["bindings"]
-    assert binding["type"] == "timerTrigger"
-    assert binding["schedule"] == "%GOVERNANCE_SWEEP_SCHEDULE%"
-    assert binding["useMonitor"] is True
-    assert binding["runOnStartup"] is False
+    functions = json.loads(out.splitlines()[-1])
+    timers = {"scheduled_sweep": "SWEEP", "scheduled_summary": "SUMMARY"}
+    for name, setting in timers.items():
+        (binding,) = functions[name]["bindings"]
+        assert binding["type"] == "timerTrigger"
+        assert binding["schedule"] == f"%GOVERNANCE_{setting}_SCHEDULE%"
+        assert binding["useMonitor"] is True
+        assert binding["runOnStartup"] is False
 
 
 def test_cli_sweep_json_then_restore(env, client, experiment, capsys):

@@ -7,19 +7,23 @@ with the tags this tool writes, so the summary must find them in MLflow alone.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.functions.timer import TimerRequest
 
 from shared import tags as T
-from shared.bootstrap import get_channel, get_gateway
 from shared.cli import main
-from shared.settings import get_settings
 from shared.tracking.mlflow_gateway import MlflowGateway
 from shared.usecases.summary import summarize
-from tests.receiver import SIG, card_text, our_log, receiver_fixture, tls_files_fixture  # noqa: F401
+from tests.receiver import (  # noqa: F401 (fixtures)
+    SIG,
+    app_env_fixture,
+    card_text,
+    our_log,
+    receiver_fixture,
+    tls_files_fixture,
+)
 from tests.support import make_run, settings
 
 pytestmark = pytest.mark.integration
@@ -125,31 +129,15 @@ def test_summary_of_a_quiet_window_and_a_narrow_window(mlflow_server, client, ex
     assert narrow.summary.metric is None
 
 
-@pytest.fixture
-def env(monkeypatch, mlflow_server, experiment):
-    """The app's environment: the test server, one experiment in scope, no webhook."""
-    for key in list(os.environ):
-        if key.startswith("GOVERNANCE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
-    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", experiment[1])
-    monkeypatch.setenv("GOVERNANCE_PROMOTION_METRIC", "auc")
-    monkeypatch.setenv("GOVERNANCE_PROMOTION_THRESHOLD", "0.5")
-    caches = (get_settings, get_gateway, get_channel)
-    for cache in caches:
-        cache.cache_clear()
-    yield monkeypatch
-    for cache in caches:
-        cache.cache_clear()
-
-
-def test_cli_summary_posts_one_card_showing_the_window(env, client, experiment, receiver, capsys):
+def test_cli_summary_posts_one_card_showing_the_window(
+    app_env, client, experiment, receiver, capsys
+):
     experiment_id, name = experiment
     seed(client, experiment_id)
     receiver.server.expect_request(
         "/workflows/9f8e7d/triggers/manual/paths/invoke"
     ).respond_with_data("", status=202)
-    env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", receiver.url)
+    app_env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", receiver.url)
 
     assert main(["summary", "--json"]) == 0
 
@@ -181,10 +169,10 @@ def test_cli_summary_posts_one_card_showing_the_window(env, client, experiment, 
 
 
 def test_cli_summary_dry_run_posts_nothing_and_keeps_the_card_in_the_json(
-    env, client, experiment, receiver, capsys
+    app_env, client, experiment, receiver, capsys
 ):
     make_run(client, experiment[0], ended_hours_ago=1)
-    env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", receiver.url)
+    app_env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", receiver.url)
 
     assert main(["summary", "--dry-run", "--json", "--window-hours", "3"]) == 0
 
@@ -197,12 +185,12 @@ def test_cli_summary_dry_run_posts_nothing_and_keeps_the_card_in_the_json(
 
 
 def test_cli_summary_without_webhook_prints_or_writes_the_message(
-    env, experiment, tmp_path, capsys
+    app_env, experiment, tmp_path, capsys
 ):
     assert main(["summary"]) == 0
     out = capsys.readouterr().out
     assert "not posted: GOVERNANCE_TEAMS_WEBHOOK_URL is not set" in out
-    message = json.loads(out[out.index("\n{") :])
+    message, _ = json.JSONDecoder().raw_decode(out, out.index("\n{") + 1)
     assert message["attachments"][0]["content"]["type"] == "AdaptiveCard"
 
     target = tmp_path / "card.json"
@@ -213,14 +201,14 @@ def test_cli_summary_without_webhook_prints_or_writes_the_message(
 
 
 def test_teams_failing_leaves_the_exit_code_and_records_the_failed_delivery(
-    env, client, experiment, receiver, capsys
+    app_env, client, experiment, receiver, capsys
 ):
     make_run(client, experiment[0], ended_hours_ago=1)
     # Retry-After: 0 keeps the retries immediate; the notifier still makes every attempt.
     receiver.server.expect_request(
         "/workflows/9f8e7d/triggers/manual/paths/invoke"
     ).respond_with_data("boom", status=500, headers={"Retry-After": "0"})
-    env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", receiver.url)
+    app_env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", receiver.url)
 
     assert main(["summary", "--json"]) == 0
 
@@ -233,15 +221,15 @@ def test_teams_failing_leaves_the_exit_code_and_records_the_failed_delivery(
     assert len(receiver.server.log) == 4
 
 
-def test_scheduled_summary_posts_the_card(env, client, experiment, receiver, caplog):
+def test_scheduled_summary_posts_the_card(app_env, client, experiment, receiver, caplog):
     from functions.summary import scheduled_summary
 
     make_run(client, experiment[0], status="FAILED", ended_hours_ago=1)
     receiver.server.expect_request(
         "/workflows/9f8e7d/triggers/manual/paths/invoke"
     ).respond_with_data("", status=202)
-    env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", receiver.url)
-    env.setenv("GOVERNANCE_SUMMARY_SCHEDULE", "0 0 8 * * 1-5")
+    app_env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", receiver.url)
+    app_env.setenv("GOVERNANCE_SUMMARY_SCHEDULE", "0 0 8 * * 1-5")
 
     with caplog.at_level("INFO", logger="functions.summary"):
         scheduled_summary.build().get_user_function()(TimerRequest(past_due=False))
@@ -254,7 +242,7 @@ def test_scheduled_summary_posts_the_card(env, client, experiment, receiver, cap
     assert SIG not in our_log(caplog)
 
 
-def test_scheduled_summary_without_webhook_logs_the_card(env, experiment, caplog):
+def test_scheduled_summary_without_webhook_logs_the_card(app_env, experiment, caplog):
     from functions.summary import scheduled_summary
 
     with caplog.at_level("INFO"):

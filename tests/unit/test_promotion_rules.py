@@ -17,6 +17,7 @@ from shared.policies.promote_to_registry import (
     precheck,
 )
 from shared.settings import build_policy
+from shared.tracking.gateway import ModelSource
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 EXPERIMENT = Experiment(experiment_id="7", name="churn")
@@ -94,6 +95,7 @@ def facts(champion_run: str | None = "old", value: float | None = 0.85, **extra)
         champion_value=value if champion else None,
         run_versions=extra.get("run_versions", ()),
         run_url="http://mlflow/#/r1",
+        model_source=extra.get("model_source", ModelSource("runs:/r1/model")),
     )
 
 
@@ -161,6 +163,12 @@ def test_existing_version_of_the_run_is_reused():
     (action,) = evaluate(run(), context(), facts(value=0.85, run_versions=(mine,)))
     assert isinstance(action, RegisterModelVersion)
     assert action.reason.endswith("(reusing v5 of this run)")
+
+
+def test_run_without_a_model_is_skipped_before_any_decision():
+    (action,) = evaluate(run(), context(), facts(champion_run=None, model_source=None))
+    assert isinstance(action, Skip)
+    assert action.reason.startswith("no model at 'model' in this run")
 
 
 def test_a_run_that_fails_the_precheck_is_skipped_without_facts():

@@ -9,7 +9,12 @@ from __future__ import annotations
 from shared import tags as T
 from shared.engine.executor import Result, handler
 from shared.model import ModelVersion
-from shared.policies.promote_to_registry import RegisterModelVersion, beats, version_metric
+from shared.policies.promote_to_registry import (
+    RegisterModelVersion,
+    beats,
+    no_model,
+    version_metric,
+)
 from shared.tracking.gateway import TrackingGateway
 
 
@@ -59,11 +64,7 @@ def register_model_version(gateway: TrackingGateway, action: RegisterModelVersio
             return _skip_overtaken(action, overtaken, "")
         source = gateway.find_model_source(gateway.get_run(run_id), action.artifact_path)
         if source is None:
-            return Result(
-                outcome="skipped",
-                reason=f"no model at '{action.artifact_path}' in this run (neither an MLmodel "
-                "run artifact nor a logged model of that name): nothing registered",
-            )
+            return Result(outcome="skipped", reason=no_model(action.artifact_path))
         version = gateway.create_model_version(name, source, run_id, version_tags)
         created = True
 
