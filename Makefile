@@ -45,7 +45,7 @@ cards: $(STAMP) renderer
 	$(BIN)/python scripts/example_cards.py docs/img
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/sweep_bench.py
 
 clean:
 	rm -rf $(VENV) .venv-infra .mypy_cache .ruff_cache .pytest_cache
