@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.errors import GovernanceError
+from shared.errors import UsageError
 
 MARKER = ".mlgov-demo"
 EXPERIMENT = "customer-churn"
@@ -29,44 +29,38 @@ DEMO_ENV = {
     "GOVERNANCE_CLEANUP_STATUSES": "FAILED,KILLED",
     "GOVERNANCE_CLEANUP_AFTER_HOURS": "72",
     "GOVERNANCE_CATCHUP_HOURS": "240",
+    "GOVERNANCE_SUMMARY_WINDOW_HOURS": "240",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedRun:
-    """One run the demo creates: what it trains, how it ends, which tags it carries."""
+    """One run the demo creates: what it trains, on which features, how it ends."""
 
     family: str
     params: dict[str, Any]
     status: str
     user: str
     hours_ago: float
+    dataset: str = "v2"
+    # Whether the run records its dataset version (a required tag in the demo policy).
+    tagged: bool = True
     tags: dict[str, str] = field(default_factory=dict)
 
 
+# Dataset versions add features: v1 tenure and monthly charge, v2 support tickets, v3 contract.
+FEATURES = {"v1": [0, 1], "v2": [0, 1, 2], "v3": [0, 1, 2, 3]}
+
+# The study so far: the sweep governs these.
 PLAN: tuple[PlannedRun, ...] = (
+    PlannedRun("logistic_regression", {"C": 0.1}, "FINISHED", "ana", 200, "v1"),
+    PlannedRun("logistic_regression", {"C": 1.0}, "FINISHED", "ana", 150, "v1"),
+    PlannedRun("random_forest", {"max_depth": 4, "n_estimators": 40}, "FINISHED", "ben", 120),
     PlannedRun(
-        "logistic_regression", {"C": 0.1}, "FINISHED", "ana", 200, {"dataset_version": "v1"}
+        "random_forest", {"max_depth": 8, "n_estimators": 60}, "FINISHED", "ben", 96, tagged=False
     ),
     PlannedRun(
-        "logistic_regression", {"C": 1.0}, "FINISHED", "ana", 150, {"dataset_version": "v1"}
-    ),
-    PlannedRun(
-        "random_forest",
-        {"max_depth": 4, "n_estimators": 40},
-        "FINISHED",
-        "ben",
-        120,
-        {"dataset_version": "v2"},
-    ),
-    PlannedRun("random_forest", {"max_depth": 8, "n_estimators": 60}, "FINISHED", "ben", 96, {}),
-    PlannedRun(
-        "gradient_boosting",
-        {"learning_rate": 0.1, "n_estimators": 60},
-        "FINISHED",
-        "chen",
-        30,
-        {"dataset_version": "v2"},
+        "gradient_boosting", {"learning_rate": 0.1, "n_estimators": 60}, "FINISHED", "chen", 30
     ),
     PlannedRun(
         "gradient_boosting",
@@ -74,34 +68,40 @@ PLAN: tuple[PlannedRun, ...] = (
         "FINISHED",
         "chen",
         6,
-        {"dataset_version": "v2", "owner": "ml-platform"},
+        tags={"owner": "ml-platform"},
     ),
-    PlannedRun(
-        "random_forest",
-        {"max_depth": 30, "n_estimators": 500},
-        "FAILED",
-        "ben",
-        130,
-        {"dataset_version": "v2"},
-    ),
+    PlannedRun("random_forest", {"max_depth": 30, "n_estimators": 500}, "FAILED", "ben", 130),
     PlannedRun(
         "gradient_boosting",
         {"learning_rate": 2.0, "n_estimators": 10},
         "FAILED",
         "chen",
         100,
-        {"dataset_version": "v2", "governance.keep": "true"},
+        tags={"governance.keep": "true"},
     ),
-    PlannedRun("logistic_regression", {"C": 100.0}, "KILLED", "ana", 90, {}),
-    PlannedRun(
-        "random_forest",
-        {"max_depth": 12, "n_estimators": 80},
-        "FAILED",
-        "ben",
-        2,
-        {"dataset_version": "v2"},
-    ),
+    PlannedRun("logistic_regression", {"C": 100.0}, "KILLED", "ana", 90, tagged=False),
+    PlannedRun("random_forest", {"max_depth": 12, "n_estimators": 80}, "FAILED", "ben", 2),
 )
+
+# Runs that finish while the demo watches: their events go through the event path.
+EVENT_PLAN: tuple[PlannedRun, ...] = (
+    PlannedRun(
+        "gradient_boosting",
+        {"learning_rate": 0.1, "n_estimators": 60},
+        "FINISHED",
+        "chen",
+        0.2,
+        "v3",
+    ),
+    PlannedRun("random_forest", {"max_depth": 30, "n_estimators": 500}, "FAILED", "ben", 0.1, "v3"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SeededRun:
+    run_id: str
+    name: str
+    status: str
 
 
 def _data() -> tuple[Any, Any, Any, Any]:
@@ -135,7 +135,7 @@ def prepare_folder(folder: Path) -> None:
     """A fresh folder: created, or emptied when an earlier demo made it."""
     if folder.exists():
         if not (folder / MARKER).exists():
-            raise GovernanceError(
+            raise UsageError(
                 f"{folder} exists and was not made by `mlgov demo`; choose another --dir"
             )
         shutil.rmtree(folder)
@@ -143,25 +143,41 @@ def prepare_folder(folder: Path) -> None:
     (folder / MARKER).write_text("made by mlgov demo; safe to delete\n", encoding="utf-8")
 
 
+def create_experiment(tracking_uri: str, artifacts: Path) -> str:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment_id: str = client.create_experiment(
+        EXPERIMENT, artifact_location=(artifacts / EXPERIMENT).as_uri()
+    )
+    return experiment_id
+
+
 def seed(
-    tracking_uri: str, artifacts: Path, now: datetime, say: Callable[[str], None] = print
-) -> str:
-    """Create the experiment and its runs; returns the experiment id."""
+    tracking_uri: str,
+    experiment_id: str,
+    plan: tuple[PlannedRun, ...],
+    now: datetime,
+    *,
+    first_index: int = 1,
+    say: Callable[[str], None] = print,
+) -> list[SeededRun]:
+    """Train and log the planned runs; a finished run logs its metrics and its model."""
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
     client = MlflowClient(tracking_uri)
-    experiment_id: str = client.create_experiment(
-        EXPERIMENT, artifact_location=(artifacts / EXPERIMENT).as_uri()
-    )
     x_train, x_test, y_train, y_test = _data()
     mlflow.set_tracking_uri(tracking_uri)
-    for index, planned in enumerate(PLAN, start=1):
+    seeded: list[SeededRun] = []
+    for index, planned in enumerate(plan, start=first_index):
         started = now - timedelta(hours=planned.hours_ago)
         name = f"{planned.family.replace('_', '-')}-{index:02d}"
         tags = {"mlflow.user": planned.user, "model_family": planned.family, **planned.tags}
+        if planned.tagged:
+            tags["dataset_version"] = planned.dataset
         run = client.create_run(
             experiment_id, start_time=int(started.timestamp() * 1000), tags=tags, run_name=name
         )
@@ -170,12 +186,13 @@ def seed(
             run_id,
             params=[
                 mlflow.entities.Param(k, str(v))  # type: ignore[no-untyped-call]
-                for k, v in planned.params.items()
+                for k, v in {**planned.params, "features": planned.dataset}.items()
             ],
         )
         if planned.status == "FINISHED":
-            model = _model(planned.family, planned.params).fit(x_train, y_train)
-            scores = model.predict_proba(x_test)[:, 1]
+            columns = FEATURES[planned.dataset]
+            model = _model(planned.family, planned.params).fit(x_train[:, columns], y_train)
+            scores = model.predict_proba(x_test[:, columns])[:, 1]
             metrics = {
                 "accuracy": accuracy_score(y_test, scores > 0.5),
                 "f1_score": f1_score(y_test, scores > 0.5),
@@ -195,10 +212,72 @@ def seed(
             detail = f"auc_roc={metrics['auc_roc']:.4f}"
         else:
             detail = "no model"
-        ended = started + timedelta(minutes=12)
+        ended = started + timedelta(minutes=min(12.0, planned.hours_ago * 60 / 2))
         client.set_terminated(run_id, planned.status, end_time=int(ended.timestamp() * 1000))
+        dataset = planned.dataset if planned.tagged else "(untagged)"
         say(
             f"  {name:<24} {planned.status:<9} by {planned.user:<5} "
-            f"{planned.hours_ago:>4.0f} h ago  {detail}"
+            f"{_ago(planned.hours_ago):>10}  data {dataset:<10} {detail}"
         )
-    return experiment_id
+        seeded.append(SeededRun(run_id, name, planned.status))
+    return seeded
+
+
+def _ago(hours: float) -> str:
+    return f"{hours:.0f} h ago" if hours >= 1 else f"{hours * 60:.0f} min ago"
+
+
+def run_events(experiment_id: str, runs: list[SeededRun], now: datetime) -> list[dict[str, Any]]:
+    """The events Azure ML would publish for these runs, in the documented shapes.
+
+    A success as `RunCompleted` in the Event Grid schema; a failure as `RunStatusChanged`
+    in CloudEvents 1.0 (Azure ML spells the status `Failed`).
+    """
+    topic = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/demo-rg/providers/"
+        "Microsoft.MachineLearningServices/workspaces/demo-workspace"
+    )
+    events: list[dict[str, Any]] = []
+    for number, run in enumerate(runs, start=1):
+        data: dict[str, Any] = {
+            "experimentId": experiment_id,
+            "experimentName": EXPERIMENT,
+            "runId": run.run_id,
+            "runType": None,
+            "runTags": {"mlflow.runName": run.name},
+            "runProperties": {},
+        }
+        subject = f"experiments/{experiment_id}/runs/{run.run_id}"
+        stamp = now.isoformat().replace("+00:00", "Z")
+        if run.status == "FINISHED":
+            events.append(
+                {
+                    "id": f"demo-event-{number}",
+                    "topic": topic,
+                    "subject": subject,
+                    "eventType": "Microsoft.MachineLearningServices.RunCompleted",
+                    "eventTime": stamp,
+                    "data": data,
+                    "dataVersion": "",
+                    "metadataVersion": "1",
+                }
+            )
+        else:
+            events.append(
+                {
+                    "id": f"demo-event-{number}",
+                    "source": topic,
+                    "subject": subject,
+                    "type": "Microsoft.MachineLearningServices.RunStatusChanged",
+                    "time": stamp,
+                    "specversion": "1.0",
+                    "data": {**data, "runStatus": run.status.capitalize()},
+                }
+            )
+    return events
+
+
+def env_file(env: dict[str, str]) -> str:
+    """The demo's settings as a file a POSIX shell can source (`set -a; . FILE; set +a`)."""
+    lines = [f"{key}='{value}'" for key, value in env.items()]
+    return "\n".join(lines) + "\n"

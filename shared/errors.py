@@ -19,6 +19,10 @@ class SettingsError(GovernanceError):
         self.problem = problem
 
 
+class UsageError(GovernanceError):
+    """A command-line argument cannot be acted on (e.g. a folder that is not ours to replace)."""
+
+
 class InvalidEvent(GovernanceError):
     """An inbound event is malformed (poison): it is reported and dropped, never retried."""
 

@@ -12,6 +12,8 @@ MISSING_TAGS = "governance.missing_tags"
 PROMOTED_TO = "governance.promoted_to"
 DELETED_REASON = "governance.deleted_reason"
 DELETED_AT = "governance.deleted_at"
+# When the failure notice went out: a replayed event does not alert twice.
+FAILURE_NOTIFIED_AT = "governance.failure_notified_at"
 # Set by `mlgov restore`: the sweep leaves a restored run alone until someone removes it.
 RESTORED_AT = "governance.restored_at"
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from shared.cli import check, demo, handle_event, restore, summary, sweep
 from shared.cli.common import EXIT_INVALID, EXIT_OK, Command
-from shared.errors import InvalidEvent, SettingsError, TrackingUnavailable
+from shared.errors import InvalidEvent, SettingsError, TrackingUnavailable, UsageError
 
 COMMANDS: tuple[Command, ...] = (
     check.COMMAND,
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"mlgov: invalid setting: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    except InvalidEvent as exc:
+    except (InvalidEvent, UsageError) as exc:
         print(f"mlgov: invalid input: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except TrackingUnavailable as exc:

@@ -120,5 +120,7 @@ def _set_run_tags(gateway: TrackingGateway, action: SetRunTags) -> Result:
 
 @handler(Notice)
 def _notice(gateway: TrackingGateway, action: Notice) -> Result:
-    # A notice changes nothing in tracking; the notifier delivers it after the run.
+    # The notifier delivers the notice after the run; tracking only records that it was sent.
+    if action.mark_run:
+        gateway.set_run_tags(action.target.run_id, action.mark_run)
     return Result()

@@ -108,7 +108,8 @@ class Report:
         ]
         hidden = len(self.records) - len(shown)
         if hidden:
-            lines.append(f"({hidden} runs needed nothing; --json lists them)")
+            runs = "run needed" if hidden == 1 else "runs needed"
+            lines.append(f"({hidden} {runs} nothing; --json lists them)")
         per_experiment = self.extra.get("experiments")
         if isinstance(per_experiment, list) and per_experiment:
             lines += ["", "Per experiment:", *_count_table(per_experiment), ""]

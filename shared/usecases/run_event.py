@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from shared import tags as T
-from shared.engine.actions import Notice, Target
+from shared.engine.actions import Notice, Skip, Target
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
 from shared.errors import RunNotFound, TrackingError
@@ -49,7 +49,9 @@ def _record(
     )
 
 
-def failure_notice(run: Run, experiment: Experiment, gateway: TrackingGateway) -> Notice:
+def failure_notice(
+    run: Run, experiment: Experiment, gateway: TrackingGateway, now: datetime
+) -> Notice:
     """What the failure card needs; duration is empty when the server recorded no start."""
     duration = ""
     if run.start_time is not None and run.end_time is not None:
@@ -66,6 +68,7 @@ def failure_notice(run: Run, experiment: Experiment, gateway: TrackingGateway) -
             "duration_s": duration,
             "run_url": gateway.run_url(run) or "",
         },
+        mark_run={T.FAILURE_NOTIFIED_AT: now.isoformat()},
     )
 
 
@@ -100,7 +103,12 @@ def handle_event(
 
     records = govern_run(run, experiment, settings, executor, now)
     if run.status in _FAILED:
-        records.append(executor.apply_one(failure_notice(run, experiment, gateway)))
+        if T.FAILURE_NOTIFIED_AT in run.tags:
+            reason = f"failure already notified at {run.tags[T.FAILURE_NOTIFIED_AT]}"
+            target = Target.of(run, experiment.name)
+            records.append(executor.apply_one(Skip(policy=POLICY, target=target, reason=reason)))
+        else:
+            records.append(executor.apply_one(failure_notice(run, experiment, gateway, now)))
     return records
 
 

@@ -131,6 +131,12 @@ def test_failed_run_produces_a_failure_notice(
         "duration_s": "1800",
         "run_url": f"{mlflow_server.uri}/#/experiments/{experiment_id}/runs/{run_id}",
     }
+    assert "governance.failure_notified_at" in client.get_run(run_id).data.tags
+
+    # Event Grid delivers at least once: the replay does not alert a second time.
+    replayed = only(handle(gateway, settings(mlflow_server.uri), event))
+    assert (replayed.action, replayed.outcome) == ("skip", "skipped")
+    assert replayed.reason.startswith("failure already notified at ")
 
 
 def test_unreachable_server_raises_unavailable_before_changing_anything(mlflow_server):
