@@ -46,11 +46,12 @@ def _wire(event: func.EventGridEvent | func.CloudEvent) -> dict[str, object]:
 def on_run_event(event: func.EventGridEvent) -> None:
     # The library passes a func.CloudEvent instead when the body has `specversion`.
     from shared.bootstrap import get_channel, get_gateway, utcnow
+    from shared.engine.report import log_decisions
     from shared.errors import InvalidEvent
     from shared.events import parse_event
     from shared.settings import get_settings
     from shared.usecases.notifications import notify
-    from shared.usecases.run_event import handle_events
+    from shared.usecases.run_event import handle_events, raise_for_redelivery
 
     try:
         parsed = parse_event(_wire(event))
@@ -58,5 +59,8 @@ def on_run_event(event: func.EventGridEvent) -> None:
         log.error("on_run_event %s dropped (malformed, not retried): %s", event.id, exc.problem)
         return
     report = handle_events([parsed], get_gateway(), get_settings(), utcnow())
+    log_decisions(report, log)
     notify(report, get_channel(), get_gateway())
     log.info("on_run_event %s: %s", event.id, report.summary_line())
+    # A run unreadable for now (401/403 while a new deployment's role propagates): redelivered.
+    raise_for_redelivery(report)

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 )
 def scheduled_sweep(timer: func.TimerRequest) -> None:
     from shared.bootstrap import get_channel, get_gateway, utcnow
+    from shared.engine.report import log_decisions
     from shared.settings import get_settings
     from shared.usecases.notifications import notify
     from shared.usecases.sweep import sweep
@@ -32,5 +33,6 @@ def scheduled_sweep(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("scheduled_sweep is past due: running now")
     report = sweep(get_gateway(), get_settings(), utcnow())
+    log_decisions(report, log)
     notify(report, get_channel(), get_gateway(), cap=get_settings().cleanup_max_runs)
     log.info("scheduled_sweep: %s", report.summary_line())

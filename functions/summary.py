@@ -31,6 +31,8 @@ def scheduled_summary(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("scheduled_summary is past due: running now")
     result = summarize(get_gateway(), get_settings(), utcnow())
-    delivery = deliver(result.report, [summary_card(result.summary)], get_channel())
-    sent = "delivered" if delivery is not None and delivery.ok else "NOT delivered"
+    channel = get_channel()
+    delivery = deliver(result.report, [summary_card(result.summary)], channel)
+    ok = delivery is not None and delivery.ok
+    sent = ("posted" if channel.posts else f"only {channel.label}") if ok else "NOT delivered"
     log.info("scheduled_summary: %s; card %s", dict(result.summary.totals), sent)

@@ -30,8 +30,12 @@ def get_gateway() -> TrackingGateway:
 
 
 def teams_channel(settings: Settings) -> Channel | None:
-    """The Teams webhook, when one is set and this is not a dry run (dry run posts nothing)."""
-    if settings.teams_webhook_url is None or settings.dry_run:
+    """The Teams webhook, when one is set.
+
+    A dry run posts too: its cards say DRY RUN and list what would have been done, which is
+    how a team watches a policy before letting it act.
+    """
+    if settings.teams_webhook_url is None:
         return None
     from shared.notify.sinks import Channel
     from shared.notify.teams import TeamsNotifier, mask_url
@@ -49,5 +53,5 @@ def get_channel() -> Channel:
     channel = teams_channel(settings)
     if channel is not None:
         return channel
-    why = "dry run" if settings.dry_run else "GOVERNANCE_TEAMS_WEBHOOK_URL is not set"
+    why = "GOVERNANCE_TEAMS_WEBHOOK_URL is not set"
     return Channel(LogCardSink(why), f"log ({why})")

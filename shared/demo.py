@@ -6,6 +6,7 @@ Models are trained for real on synthetic data, so the metrics are real metrics.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,13 +165,33 @@ def seed(
 ) -> list[SeededRun]:
     """Train and log the planned runs; a finished run logs its metrics and its model."""
     import mlflow
-    import mlflow.sklearn
     from mlflow import MlflowClient
-    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
     client = MlflowClient(tracking_uri)
-    x_train, x_test, y_train, y_test = _data()
+    # `log_model` needs the fluent API's global URI, which MLflow also exports to the
+    # environment: put both back afterwards so nothing else in the process sees the demo store.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
+    try:
+        return _seed_runs(client, experiment_id, plan, now, first_index, say)
+    finally:
+        # None unsets it again, although the stubs only admit a string or a path.
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
+
+
+def _seed_runs(
+    client: Any,
+    experiment_id: str,
+    plan: tuple[PlannedRun, ...],
+    now: datetime,
+    first_index: int,
+    say: Callable[[str], None],
+) -> list[SeededRun]:
+    import mlflow
+    import mlflow.sklearn
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    x_train, x_test, y_train, y_test = _data()
     seeded: list[SeededRun] = []
     for index, planned in enumerate(plan, start=first_index):
         started = now - timedelta(hours=planned.hours_ago)

@@ -12,9 +12,11 @@ import functools
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +25,25 @@ from shared.errors import SettingsError
 from shared.model import TERMINAL_STATUSES, normalise_status
 
 ENV_PREFIX = "GOVERNANCE_"
+# Ten years: a larger window is a typo, and datetime arithmetic overflows long before infinity.
+MAX_HOURS = 87_600.0
+# URI schemes MLflow's client can track to (no scheme: a local path).
+TRACKING_SCHEMES = frozenset(
+    {
+        "http",
+        "https",
+        "azureml",
+        "sqlite",
+        "file",
+        "databricks",
+        "databricks-uc",
+        "postgresql",
+        "mysql",
+        "mssql",
+    }
+)
+_ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_VERSION_LIKE = re.compile(r"^v\d+$", re.IGNORECASE)
 DEFAULT_EMBEDDED_DB = "mlgov.db"
 
 # Keys of the policy settings, as the policy file spells them (setting name minus the prefix).
@@ -122,7 +143,10 @@ class Policy(BaseModel):
     @field_validator("cleanup_after_hours", mode="before")
     @classmethod
     def _hours(cls, value: object) -> float:
-        return 72.0 if _blank(value) else _number(value)
+        hours = 72.0 if _blank(value) else _number(value)
+        if hours > MAX_HOURS:
+            raise ValueError(f"at most {MAX_HOURS:g} hours, got {value!r}")
+        return hours
 
     @field_validator("required_tags", mode="before")
     @classmethod
@@ -178,6 +202,17 @@ class Policy(BaseModel):
     def _model_name(cls, value: object) -> str:
         return "{experiment_name}" if _blank(value) else _check_template(str(value).strip())
 
+    @field_validator("promotion_alias", mode="after")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        # MLflow's own rules: reserved `latest` and `v<N>`, letters, digits, - and _ only.
+        if not _ALIAS.match(value) or value.lower() == "latest" or _VERSION_LIKE.match(value):
+            raise ValueError(
+                f"not a valid MLflow alias: {value!r} (letters, digits, '-' and '_'; "
+                "not 'latest' nor 'v' followed by digits)"
+            )
+        return value
+
     @field_validator("protect_tag", "promotion_artifact_path", "promotion_alias", mode="before")
     @classmethod
     def _non_empty(cls, value: object) -> str:
@@ -198,10 +233,10 @@ class Policy(BaseModel):
             )
 
 
-class _Environment(BaseSettings):
-    """The raw environment, read by pydantic-settings; policy fields stay strings here."""
+class _RawValues(BaseModel):
+    """The raw values by setting name; policy fields stay strings here."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
     dry_run: str | None = Field(default=None, validation_alias="GOVERNANCE_DRY_RUN")
@@ -249,6 +284,12 @@ class _Environment(BaseSettings):
     )
 
 
+class _Environment(BaseSettings, _RawValues):
+    """The same values read from the process environment by pydantic-settings."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, frozen=True)
+
+
 class PolicyOverride(BaseModel):
     """One entry of the policy file: experiment-name globs and the policy keys they override."""
 
@@ -294,7 +335,69 @@ def _parse_number(setting: str, value: str | None, default: float, *, minimum: f
         raise SettingsError(setting, str(exc)) from None
     if number < minimum:
         raise SettingsError(setting, f"must be at least {minimum:g}, got {value!r}")
+    if number > MAX_HOURS:
+        raise SettingsError(setting, f"at most {MAX_HOURS:g} hours, got {value!r}")
     return number
+
+
+def parse_hours(text: str) -> float:
+    """A number of hours from a command-line argument: finite, above 0, at most ten years."""
+    try:
+        hours = _number(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (a number of hours)") from None
+    if not 0 < hours <= MAX_HOURS:
+        raise ValueError(f"must be more than 0 and at most {MAX_HOURS:g} hours, got {text!r}")
+    return hours
+
+
+def _check_tracking_uri(value: str | None) -> str | None:
+    if _blank(value):
+        return None
+    assert value is not None
+    uri = value.strip()
+    scheme = urlsplit(uri).scheme.lower()
+    # A one-letter scheme is a Windows drive letter, i.e. a local path.
+    if scheme and len(scheme) > 1 and scheme not in TRACKING_SCHEMES:
+        raise SettingsError(
+            "MLFLOW_TRACKING_URI",
+            f"unsupported scheme {scheme!r} (expected azureml://, http(s)://, sqlite:///…)",
+        )
+    return uri
+
+
+def display_uri(uri: str) -> str:
+    """The URI without user-info (`https://user:secret@host` -> `https://host`), for output."""
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return uri
+    if not (parts.username or parts.password) or not host:
+        return uri
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _check_webhook(value: str | None) -> SecretStr | None:
+    if _blank(value):
+        return None
+    assert value is not None
+    setting = "GOVERNANCE_TEAMS_WEBHOOK_URL"
+    # Messages never echo the value: it carries a credential (`sig=`).
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname
+    except ValueError:
+        raise SettingsError(setting, "not a valid URL") from None
+    if parts.scheme.lower() != "https":
+        raise SettingsError(setting, "must be an https:// URL")
+    if not host:
+        raise SettingsError(setting, "the URL has no host name")
+    return SecretStr(value.strip())
 
 
 def _parse_int(setting: str, value: str | None, default: int, *, minimum: int) -> int:
@@ -382,7 +485,10 @@ class Settings(BaseModel):
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Validate settings from `environ` (default: the process environment)."""
-    raw = _Environment() if environ is None else _Environment.model_validate(dict(environ))
+    # A given mapping is read alone: the process environment must not leak into it.
+    raw: _RawValues = (
+        _Environment() if environ is None else _RawValues.model_validate(dict(environ))
+    )
 
     policy_values = {key: getattr(raw, key) for key in POLICY_KEYS}
     if raw.cleanup_statuses is None:
@@ -390,10 +496,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     default_policy = build_policy(policy_values)
 
     experiments = _csv(raw.experiments) or ("*",)
-    webhook = None if _blank(raw.teams_webhook_url) else raw.teams_webhook_url
-    if webhook is not None and not webhook.strip().lower().startswith("https://"):
-        # Never echo the value: it carries a credential.
-        raise SettingsError("GOVERNANCE_TEAMS_WEBHOOK_URL", "must be an https:// URL")
+    webhook = _check_webhook(raw.teams_webhook_url)
 
     policy_file = None if _blank(raw.policy_file) else Path(str(raw.policy_file).strip())
     overrides: tuple[PolicyOverride, ...] = ()
@@ -403,13 +506,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         overrides = load_policy_file(policy_file, default_policy)
 
     return Settings(
-        tracking_uri=None if _blank(raw.tracking_uri) else str(raw.tracking_uri).strip(),
+        tracking_uri=_check_tracking_uri(raw.tracking_uri),
         dry_run=_parse_bool("GOVERNANCE_DRY_RUN", raw.dry_run, False),
         experiments=experiments,
         cleanup_max_runs=_parse_int(
             "GOVERNANCE_CLEANUP_MAX_RUNS", raw.cleanup_max_runs, 100, minimum=0
         ),
-        teams_webhook_url=SecretStr(webhook.strip()) if webhook else None,
+        teams_webhook_url=webhook,
         summary_window_hours=_parse_number(
             "GOVERNANCE_SUMMARY_WINDOW_HOURS", raw.summary_window_hours, 24.0, minimum=0.001
         ),

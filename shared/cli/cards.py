@@ -1,7 +1,7 @@
 """Cards from the command line: post to Teams, or show the message that would have been posted.
 
-Without a webhook (or in dry run) the message goes to `--card-out FILE`, else into the `--json`
-report (`cards`), else before the table on stdout; stdout stays one JSON document with `--json`.
+A dry run posts too (its cards say DRY RUN). Without a webhook the message goes to `--card-out
+FILE`, else into the `--json` report (`cards`), else before the table on stdout.
 """
 
 from __future__ import annotations
@@ -29,24 +29,27 @@ def add_card_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _why_not_posted(settings: Settings) -> str:
-    if settings.dry_run:
-        return "dry run"
+def _why_not_posted(settings: Settings, hold: str | None) -> str:
+    if hold:
+        return hold
     if settings.teams_webhook_url is None:
         return "GOVERNANCE_TEAMS_WEBHOOK_URL is not set"
     return "--card-out"
 
 
-def channel_for(args: argparse.Namespace, settings: Settings) -> Channel:
-    """`--card-out` first, then the webhook, then the message kept for the output."""
+def channel_for(
+    args: argparse.Namespace, settings: Settings, *, hold: str | None = None
+) -> Channel:
+    """`--card-out` first, then the webhook (unless `hold` says why not), then the output."""
     out: Path | None = getattr(args, "card_out", None)
+    why = _why_not_posted(settings, hold)
     if out is not None:
-        return Channel(FileCardSink(out), f"file {out} (not posted: {_why_not_posted(settings)})")
-    teams = teams_channel(settings)
+        return Channel(FileCardSink(out), f"file {out} (not posted: {why})")
+    teams = None if hold else teams_channel(settings)
     if teams is not None:
         return teams
     where = "report" if getattr(args, "json", False) else "stdout"
-    return Channel(MemoryCardSink(), f"{where} (not posted: {_why_not_posted(settings)})")
+    return Channel(MemoryCardSink(), f"{where} (not posted: {why})")
 
 
 def emit_with_cards(report: Report, args: argparse.Namespace, channel: Channel) -> int:

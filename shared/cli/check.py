@@ -7,7 +7,7 @@ import json
 
 from shared.cli.common import EXIT_OK, Command, settings_for
 from shared.policies import RUN_POLICIES
-from shared.settings import POLICY_KEYS, Policy, Settings, env_name
+from shared.settings import POLICY_KEYS, Policy, Settings, display_uri, env_name
 
 
 def _policy_lines(policy: Policy) -> list[str]:
@@ -31,7 +31,7 @@ def _policy_lines(policy: Policy) -> list[str]:
 def describe(settings: Settings) -> dict[str, object]:
     """The effective settings as data; the webhook URL is masked."""
     return {
-        "tracking_uri": settings.effective_tracking_uri(),
+        "tracking_uri": display_uri(settings.effective_tracking_uri()),
         "embedded_store": settings.is_embedded,
         "dry_run": settings.dry_run,
         "experiments": list(settings.experiments),
@@ -50,7 +50,7 @@ def describe(settings: Settings) -> dict[str, object]:
 
 
 def render(settings: Settings) -> str:
-    uri = settings.effective_tracking_uri()
+    uri = display_uri(settings.effective_tracking_uri())
     store = (
         f"{uri}  (embedded local store: MLFLOW_TRACKING_URI is not set)"
         if (settings.is_embedded)

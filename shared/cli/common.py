@@ -6,10 +6,15 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from shared.engine.report import Report
-from shared.settings import Settings, load_settings
+from shared.errors import SettingsError
+from shared.settings import DEFAULT_EMBEDDED_DB, Settings, load_settings
+
+if TYPE_CHECKING:
+    from shared.tracking.gateway import TrackingGateway
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -44,6 +49,32 @@ def settings_for(args: argparse.Namespace) -> Settings:
     """Settings from the environment; `--dry-run` can only add caution, never remove it."""
     settings = load_settings()
     return settings.with_dry_run(bool(getattr(args, "dry_run", False)))
+
+
+def embedded_store(settings: Settings) -> Path | None:
+    """The embedded SQLite file the settings point at, or None for a configured server."""
+    if not settings.is_embedded:
+        return None
+    return Path(settings.effective_tracking_uri().removeprefix("sqlite:///"))
+
+
+def gateway_for(settings: Settings) -> TrackingGateway:
+    """The gateway a verb works through; refuses to conjure an empty embedded store.
+
+    Opening `sqlite:///./mlgov.db` creates it, so a sweep (even a dry run) in the wrong
+    directory would leave a fresh empty store behind and report on nothing. Only `demo`
+    creates a store, and it does so in its own folder.
+    """
+    from shared.bootstrap import build_gateway
+
+    store = embedded_store(settings)
+    if store is not None and not store.is_file():
+        raise SettingsError(
+            "MLFLOW_TRACKING_URI",
+            f"not set, and there is no embedded MLflow store at {store}: "
+            f"set MLFLOW_TRACKING_URI or run where {DEFAULT_EMBEDDED_DB} is",
+        )
+    return build_gateway(settings)
 
 
 def emit(report: Report, args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.bootstrap import build_gateway, utcnow
+from shared.bootstrap import utcnow
 from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
-from shared.cli.common import EXIT_INVALID, Command, add_report_flags, settings_for
+from shared.cli.common import EXIT_INVALID, Command, add_report_flags, gateway_for, settings_for
 from shared.errors import InvalidEvent
 
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_for(args)
     events, rejected = parse_events(_read(args.file))
-    gateway = build_gateway(settings)
+    gateway = gateway_for(settings)
     report = handle_events(events, gateway, settings, utcnow())
     if rejected:
         report.extra["rejected_events"] = [

@@ -5,26 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.bootstrap import build_gateway, utcnow
-from shared.cli.common import EXIT_FAILED, Command, add_report_flags, emit, settings_for
+from shared.bootstrap import utcnow
+from shared.cli.arguments import hours
+from shared.cli.common import (
+    EXIT_FAILED,
+    Command,
+    add_report_flags,
+    emit,
+    gateway_for,
+    settings_for,
+)
 from shared.usecases.restore import restore
 
 DEFAULT_SINCE_HOURS = 24.0
 
 
-def _hours(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of hours: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 hours, got {text!r}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
-    report = restore(build_gateway(settings), settings, utcnow(), args.since)
+    report = restore(gateway_for(settings), settings, utcnow(), args.since)
     code = emit(report, args)
     details = report.extra.get("restore")
     if isinstance(details, dict) and details.get("unsupported"):
@@ -43,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_report_flags(parser)
     parser.add_argument(
         "--since",
-        type=_hours,
+        type=hours,
         default=DEFAULT_SINCE_HOURS,
         metavar="HOURS",
         help=f"restore runs this tool deleted in the last HOURS (default {DEFAULT_SINCE_HOURS:g})",

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from shared.bootstrap import build_gateway, utcnow
+from shared.bootstrap import utcnow
+from shared.cli.arguments import hours
 from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
-from shared.cli.common import Command, add_report_flags, settings_for
-
-
-def _hours(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of hours: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 hours, got {text!r}")
-    return value
+from shared.cli.common import Command, add_report_flags, gateway_for, settings_for
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,9 +16,11 @@ def run(args: argparse.Namespace) -> int:
     from shared.usecases.summary import summarize
 
     settings = settings_for(args)
-    gateway = build_gateway(settings)
+    gateway = gateway_for(settings)
     result = summarize(gateway, settings, utcnow(), window_hours=args.window_hours)
-    channel = channel_for(args, settings)
+    # The summary changes nothing, so its --dry-run can only mean: show the card, post nothing.
+    hold = "--dry-run" if args.dry_run else None
+    channel = channel_for(args, settings, hold=hold)
     deliver(result.report, [summary_card(result.summary)], channel)
     if not args.json:
         totals = result.summary.totals
@@ -42,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_report_flags(parser)
     parser.add_argument(
         "--window-hours",
-        type=_hours,
+        type=hours,
         metavar="N",
         help="summarise the last N hours (default: GOVERNANCE_SUMMARY_WINDOW_HOURS)",
     )

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from shared.bootstrap import build_gateway, utcnow
+from shared.bootstrap import utcnow
+from shared.cli.arguments import hours
 from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
-from shared.cli.common import Command, TerminalProgress, add_report_flags, settings_for
+from shared.cli.common import (
+    Command,
+    TerminalProgress,
+    add_report_flags,
+    gateway_for,
+    settings_for,
+)
 from shared.usecases.sweep import sweep
 
 
@@ -15,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     if args.catchup_hours is not None:
         settings = settings.model_copy(update={"catchup_hours": args.catchup_hours})
     progress = TerminalProgress.for_args(args)
-    gateway = build_gateway(settings)
+    gateway = gateway_for(settings)
     try:
         report = sweep(gateway, settings, utcnow(), progress=progress)
     finally:
@@ -32,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_card_flag(parser)
     parser.add_argument(
         "--catchup-hours",
-        type=float,
+        type=hours,
         metavar="N",
         help="check runs that finished in the last N hours (default: GOVERNANCE_CATCHUP_HOURS)",
     )

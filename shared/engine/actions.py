@@ -52,8 +52,6 @@ class Notice(Action):
 
     topic: str
     details: Mapping[str, str] = field(default_factory=dict)
-    # Run tags that record the notice went out (so a replay does not repeat it); may be empty.
-    mark_run: Mapping[str, str] = field(default_factory=dict)
     kind = "notify"
 
 

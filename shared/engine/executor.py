@@ -120,7 +120,6 @@ def _set_run_tags(gateway: TrackingGateway, action: SetRunTags) -> Result:
 
 @handler(Notice)
 def _notice(gateway: TrackingGateway, action: Notice) -> Result:
-    # The notifier delivers the notice after the run; tracking only records that it was sent.
-    if action.mark_run:
-        gateway.set_run_tags(action.target.run_id, action.mark_run)
+    # Nothing to change in tracking: the notifier delivers the notice after the run, and
+    # only a delivered notice is recorded on the run (`usecases.notifications`).
     return Result()

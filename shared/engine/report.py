@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -135,3 +136,24 @@ def _run_label(record: Record) -> str:
         return "-"
     short = record.run_id[:8]
     return f"{record.run_name} ({short})" if record.run_name else record.run_id
+
+
+def log_decisions(report: Report, logger: logging.Logger) -> None:
+    """One log line per decision that did or would do something (skips are only counted).
+
+    In the Functions host this is how a dry run is watched: every `planned` line says what
+    would have been done.
+    """
+    for record in report.records:
+        if record.outcome == "skipped" and record.action == "skip":
+            continue
+        logger.info(
+            "%s %s %s run %s (%s) in %s: %s",
+            record.outcome,
+            record.policy,
+            record.action,
+            record.run_id or "-",
+            record.run_name or "-",
+            record.experiment,
+            record.reason,
+        )

@@ -38,7 +38,7 @@ class MemoryCardSink:
 
 @dataclass(slots=True)
 class LogCardSink:
-    """The Functions host without a webhook (or in dry run): one log line per card, no post."""
+    """The Functions host without a webhook: one log line per card, no post."""
 
     why: str
     logged: list[int] = field(default_factory=list)

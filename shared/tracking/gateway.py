@@ -79,6 +79,10 @@ class TrackingGateway(Protocol):
         self, name: str, source: ModelSource, run_id: str, tags: Mapping[str, str]
     ) -> ModelVersion: ...
 
+    def delete_model_version(self, name: str, version: str) -> None:
+        """Delete one version (a duplicate a concurrent registration left); gone is fine."""
+        ...
+
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None: ...
 
     def set_alias(self, name: str, alias: str, version: str) -> str:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from shared import tags as T
 from shared.errors import (
@@ -30,12 +31,17 @@ PAGE_SIZE = 200
 _R = TypeVar("_R")
 
 # The REST client retries 7 times with exponential backoff by default: minutes, far beyond
-# Event Grid's 30 s. These defaults apply only where the user has not set them.
+# Event Grid's 30 s. These defaults apply only where the user has not set them. MLflow reads
+# the backoff factor as an int (0.5 would fail every request); with urllib3 2 the first retry
+# does not wait and the second waits factor * 2 s, so 1 keeps the total pause at ~2 s.
 HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+# How long create_model_version waits for a version to leave PENDING_REGISTRATION: an
+# invocation must answer Event Grid within 30 s; a version still pending is usable anyway.
+AWAIT_CREATION_S = 5
 
 _TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
@@ -61,13 +67,31 @@ def _to_ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def quote(value: str) -> str:
-    """A string literal for an MLflow filter."""
+def quote(value: str) -> str | None:
+    """A string literal for an MLflow filter; None when the value holds both quote kinds.
+
+    MLflow's filter grammar has no escape for a quote inside a literal, so such a value
+    cannot be sent: callers then send a looser filter and compare on the client.
+    """
     if "'" not in value:
         return f"'{value}'"
     if '"' not in value:
         return f'"{value}"'
-    raise TrackingError(f"cannot filter on a value with both quote characters: {value!r}")
+    return None
+
+
+def _equals(field: str, value: str) -> str | None:
+    """`field = <literal>`, or None when the value cannot be written as a literal."""
+    literal = quote(value)
+    return None if literal is None else f"{field} = {literal}"
+
+
+def _without_userinfo(uri: str) -> str:
+    """The URI without `user:password@` (a tracking URI may carry credentials)."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _error_code(exc: Exception) -> str:
@@ -110,6 +134,10 @@ def _map_version(mv: Any) -> ModelVersion:
     )
 
 
+def _version_number(version: ModelVersion) -> int:
+    return int(version.version) if version.version.isdigit() else 0
+
+
 def _matches(run: Run, query: RunQuery) -> bool:
     if query.statuses is not None and run.status not in query.statuses:
         return False
@@ -144,6 +172,9 @@ class MlflowGateway:
         # Tag filters are given up separately (and only if refused too): without them every
         # child-run lookup would walk the whole experiment.
         self.server_tag_filters = True
+        # Flipped off if the server refuses `source_run_id` in a LoggedModel search (MLflow
+        # 3.15 accepts it); then every LoggedModel of that name is walked instead.
+        self.server_logged_model_run_filter = True
         # Injectable so tests can cross page boundaries without thousands of runs.
         self._page_size = page_size
 
@@ -218,7 +249,10 @@ class MlflowGateway:
         if not self.server_tag_filters:
             return " and ".join(clauses)
         for key, value in (query.tag_equals or {}).items():
-            clauses.append(f"tags.`{key}` = {quote(value)}")
+            # A value the grammar cannot hold is left to the client check (`_matches`).
+            clause = _equals(f"tags.`{key}`", value)
+            if clause is not None:
+                clauses.append(clause)
         for key in sorted(query.tags_present or ()):
             # LIKE '%' matches any value; a run without the tag has no row to match.
             clauses.append(f"tags.`{key}` LIKE '%'")
@@ -360,6 +394,23 @@ class MlflowGateway:
         return None
 
     def _search_logged_models(self, run: Run, name: str) -> list[str]:
+        """Ids of the run's LoggedModels called `name`, oldest first."""
+        by_name = _equals("name", name)
+        by_run = _equals("source_run_id", run.run_id)
+        if self.server_logged_model_run_filter and by_run is not None:
+            # Narrowed to the run on the server: an experiment of many runs logs a "model"
+            # per run, and walking them all for each run would not scale.
+            narrow = " AND ".join(c for c in (by_name, by_run) if c is not None)
+            try:
+                return self._walk_logged_models(run, name, narrow)
+            except TrackingUnavailable:
+                raise
+            except TrackingError as exc:
+                log.info("server refused %r (%s); walking LoggedModels by name", narrow, exc)
+                self.server_logged_model_run_filter = False
+        return self._walk_logged_models(run, name, by_name or "")
+
+    def _walk_logged_models(self, run: Run, name: str, filter_string: str) -> list[str]:
         found: list[str] = []
         token: str | None = None
         while True:
@@ -367,10 +418,13 @@ class MlflowGateway:
                 "search_logged_models",
                 self._client.search_logged_models,
                 experiment_ids=[run.experiment_id],
-                filter_string=f"name = {quote(name)}",
+                filter_string=filter_string,
                 page_token=token,
             )
-            found.extend(m.model_id for m in page if m.source_run_id == run.run_id)
+            # Checked here too: the filter may have been loosened (or ignored by the server).
+            found.extend(
+                m.model_id for m in page if m.source_run_id == run.run_id and m.name == name
+            )
             token = page.token
             if not token:
                 return found
@@ -392,26 +446,39 @@ class MlflowGateway:
                 return
 
     def run_has_model_versions(self, run_id: str) -> bool:
-        try:
-            return any(True for _ in self._iter_versions(f"run_id = {quote(run_id)}"))
-        except TrackingUnavailable:
-            raise
-        except TrackingError:
-            # Azure ML may not filter versions by run: walk them all (rare: only on fallback).
-            return any(v.run_id == run_id for v in self._iter_versions(""))
+        by_run = _equals("run_id", run_id)
+        if by_run is not None:
+            try:
+                return any(True for _ in self._iter_versions(by_run))
+            except TrackingUnavailable:
+                raise
+            except TrackingError:
+                pass
+        # Azure ML may not filter versions by run: walk them all (rare: only on fallback).
+        return any(v.run_id == run_id for v in self._iter_versions(""))
+
+    def _versions_named(self, name: str) -> Iterator[ModelVersion]:
+        """Every version of registered model `name`; filtered on the client when the name
+        cannot be written in a filter (it holds both quote kinds)."""
+        by_name = _equals("name", name)
+        return (v for v in self._iter_versions(by_name or "") if v.name == name)
 
     def find_model_versions(self, name: str, run_id: str) -> list[ModelVersion]:
-        try:
-            versions = list(
-                self._iter_versions(f"name = {quote(name)} and run_id = {quote(run_id)}")
-            )
-        except TrackingUnavailable:
-            raise
-        except TrackingError:
-            versions = [
-                v for v in self._iter_versions(f"name = {quote(name)}") if v.run_id == run_id
-            ]
-        return sorted(versions, key=lambda v: int(v.version) if v.version.isdigit() else 0)
+        by_name, by_run = _equals("name", name), _equals("run_id", run_id)
+        versions: list[ModelVersion] | None = None
+        narrow = " and ".join(c for c in (by_name, by_run) if c is not None)
+        if narrow:
+            try:
+                versions = list(self._iter_versions(narrow))
+            except TrackingUnavailable:
+                raise
+            except TrackingError:
+                versions = None
+        if versions is None:
+            versions = list(self._versions_named(name))
+        # The client compares both: the filter may have left one of them out.
+        versions = [v for v in versions if v.name == name and v.run_id == run_id]
+        return sorted(versions, key=_version_number)
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
         try:
@@ -424,15 +491,13 @@ class MlflowGateway:
         # No alias (or no alias support): the fallback tag, if a promotion ever set one.
         try:
             tagged = [
-                v
-                for v in self._iter_versions(f"name = {quote(name)}")
-                if v.tags.get(T.ALIAS_FALLBACK) == alias
+                v for v in self._versions_named(name) if v.tags.get(T.ALIAS_FALLBACK) == alias
             ]
         except TrackingUnavailable:
             raise
         except TrackingError:
             return None
-        return max(tagged, key=lambda v: int(v.version) if v.version.isdigit() else 0, default=None)
+        return max(tagged, key=_version_number, default=None)
 
     def create_model_version(
         self, name: str, source: ModelSource, run_id: str, tags: Mapping[str, str]
@@ -450,9 +515,18 @@ class MlflowGateway:
             run_id=run_id,
             tags=dict(tags),
             model_id=source.model_id,
-            await_creation_for=20,
+            await_creation_for=AWAIT_CREATION_S,
         )
         return _map_version(mv)
+
+    def delete_model_version(self, name: str, version: str) -> None:
+        try:
+            self._client.delete_model_version(name, version)
+        except Exception as exc:
+            # Already gone (a concurrent invocation removed it) is the state we wanted.
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                return
+            raise self._translate("delete_model_version", exc, None) from exc
 
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
@@ -469,14 +543,17 @@ class MlflowGateway:
         try:
             self._client.set_registered_model_alias(name, alias, version)
         except Exception as exc:
-            if is_transient(exc):
+            if is_transient(exc) or _error_code(exc) == "INVALID_PARAMETER_VALUE":
+                # MLflow refuses an invalid alias (`v1`, `latest`, `Champion!`) this way: that
+                # is a bad setting, not a registry without aliases, so it must not be hidden
+                # behind the tag fallback.
                 raise self._translate("set_registered_model_alias", exc, None) from exc
             log.warning("registry refused alias %r (%s); tagging the version instead", alias, exc)
             return self._set_alias_tag(name, alias, version)
         return "alias"
 
     def _set_alias_tag(self, name: str, alias: str, version: str) -> str:
-        for other in self._iter_versions(f"name = {quote(name)}"):
+        for other in self._versions_named(name):
             if other.version != version and other.tags.get(T.ALIAS_FALLBACK) == alias:
                 self._call(
                     "delete_model_version_tag",
@@ -503,6 +580,7 @@ def run_url(tracking_uri: str, run: Run) -> str | None:
         )
         return f"https://ml.azure.com/runs/{run.run_id}?wsid={wsid}"
     if tracking_uri.startswith(("http://", "https://")):
-        base = tracking_uri.rstrip("/")
+        # Links go into cards and reports: never the credentials a URI may carry.
+        base = _without_userinfo(tracking_uri).rstrip("/")
         return f"{base}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
     return None

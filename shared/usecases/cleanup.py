@@ -14,13 +14,14 @@ from datetime import datetime
 from shared.engine.actions import Action, DeleteRun, Notice, Skip, Target
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
-from shared.errors import TrackingError
+from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment, Run
 from shared.policies import cleanup_failed_runs as cleanup_policy
 from shared.policies.base import RunContext
 from shared.policies.cleanup_failed_runs import NAME, CleanupFacts
 from shared.settings import Policy, Settings, env_name
 from shared.tracking.gateway import TrackingGateway
+from shared.usecases.outage import Outage
 from shared.usecases.tally import SweepTally
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,15 @@ def count_candidates(
     now: datetime,
     report: Report,
     tally: SweepTally,
+    outage: Outage | None = None,
 ) -> Found:
-    """Walk every experiment's candidates; runs spared by their tags are reported, not counted."""
+    """Walk every experiment's candidates; runs spared by their tags are reported, not counted.
+
+    An experiment that cannot be read, whether refused or answered with a 5xx, is reported
+    and skipped; `outage` learns which, so the sweep can tell a down server from one bad
+    experiment.
+    """
+    outage = outage if outage is not None else Outage()
     found = Found()
     keep = settings.cleanup_max_runs + 1
     for experiment in experiments:
@@ -89,12 +97,17 @@ def count_candidates(
                 matched += 1
                 if len(found.kept) + len(kept) < keep:
                     kept.append(Candidate(run, experiment, policy))
-        except TrackingError as exc:
+        except (TrackingError, TrackingUnavailable) as exc:
             # Its candidates are dropped: nothing is deleted in an experiment not fully read.
             log.warning("cleanup scan of experiment %s failed: %s", experiment.name, exc)
+            if isinstance(exc, TrackingUnavailable):
+                outage.failed(experiment, exc)
+            else:
+                outage.ok(experiment)
             report.add(_failed(experiment, None, f"cleanup scan failed: {exc}"))
             counts.failed += 1
             continue
+        outage.ok(experiment)
         found.total += matched
         found.kept.extend(kept)
         if matched:
@@ -236,9 +249,10 @@ def cleanup(
     now: datetime,
     report: Report,
     tally: SweepTally,
+    outage: Outage | None = None,
 ) -> None:
     """Cleanup over the experiments in scope: all candidates counted before any deletion."""
-    found = count_candidates(experiments, gateway, settings, executor, now, report, tally)
+    found = count_candidates(experiments, gateway, settings, executor, now, report, tally, outage)
     if found.total > settings.cleanup_max_runs:
         log.warning("cleanup guard: %d candidates > cap %d", found.total, settings.cleanup_max_runs)
         report.add(executor.apply_one(guard_notice(found, settings)))

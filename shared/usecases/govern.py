@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from shared.engine.actions import Action, SetRunTags
 from shared.engine.executor import Executor
 from shared.engine.report import Record
+from shared.errors import TrackingError
 from shared.model import Experiment, Run
 from shared.policies import RUN_POLICIES
 from shared.policies.base import RunContext
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def policy_failed(policy: str, run: Run, experiment: Experiment, exc: TrackingError) -> Record:
+    """A policy could not decide about the run: the server refused a lookup it needs."""
+    return Record(
+        policy=policy,
+        run_id=run.run_id,
+        experiment=experiment.name,
+        action="evaluate",
+        outcome="failed",
+        reason=f"could not decide: {exc}",
+        run_name=run.run_name,
+        experiment_id=run.experiment_id,
+        user=run.user,
+    )
 
 
 def govern_run(
@@ -30,6 +49,11 @@ def govern_run(
     dry-run), so promotion judges the compliance that require-tags has just decided.
     `defer` may take an action instead of applying it now (returns True): the sweep keeps
     promotions back to apply only the best per registered model.
+
+    A permanent `TrackingError` while a policy reads its facts or decides (a 403, a value no
+    filter can hold) becomes a `failed` record for that policy; the records of what earlier
+    policies applied are kept and the next policy still runs. `TrackingUnavailable` is not
+    caught: the invocation fails and is retried, and every action is idempotent.
     """
     context = RunContext(
         now=now, experiment=experiment, policy=settings.policy_for(experiment.name)
@@ -39,8 +63,14 @@ def govern_run(
     for policy in RUN_POLICIES:
         if not policy.enabled(context.policy):
             continue
-        facts = policy.facts(current, context, executor.gateway)
-        for action in policy.evaluate(current, context, facts):
+        try:
+            facts = policy.facts(current, context, executor.gateway)
+            actions = policy.evaluate(current, context, facts)
+        except TrackingError as exc:
+            log.warning("%s on run %s could not decide: %s", policy.name, current.run_id, exc)
+            records.append(policy_failed(policy.name, current, experiment, exc))
+            continue
+        for action in actions:
             if defer is not None and defer(action):
                 continue
             record = executor.apply_one(action)

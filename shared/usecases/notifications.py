@@ -1,18 +1,25 @@
 """Deliver a report's notices as ONE card, after governance acted; best effort, never raises.
 
 The outcome of delivery goes to `report.notifications` (the channel label is masked); it never
-changes a governance record, so the exit code stays what governance decided.
+changes a governance record. Once a card is delivered, each run whose failure notice it
+carried is tagged `governance.failure_notified_at` (`mark_notified`), so a replayed event does
+not alert twice while a failed delivery leaves the run unmarked for the next attempt.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
+from shared import tags as T
+from shared.engine.actions import SetRunTags, Target
+from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
+from shared.errors import TrackingUnavailable
 from shared.model import Run
 from shared.notify.blocks import Card
-from shared.notify.from_report import RunLink, one_card, report_cards
+from shared.notify.from_report import RunLink, failure, one_card, report_cards
 from shared.notify.sinks import Channel
 from shared.notify.sizing import fit, size_of
 from shared.notify.teams import Delivery
@@ -77,6 +84,54 @@ def run_link(gateway: TrackingGateway) -> RunLink:
     return link
 
 
+MARK_POLICY = "run-event"
+
+
+def mark_notified(report: Report, gateway: TrackingGateway, delivery: Delivery | None) -> None:
+    """Tag each run whose failure notice went out in the delivered card, through the executor
+    (the only mutating caller), adding those records to the report.
+
+    Nothing is marked after a failed delivery or in dry run: the next event for the run then
+    sends the notice again rather than losing it. Never raises: the card is already out.
+    """
+    if delivery is None or not delivery.ok or report.dry_run:
+        return
+    executor = Executor(gateway, dry_run=False)
+    notified_at = datetime.now(UTC).isoformat()
+    announced = [r for r in report.records if r.outcome == "applied" and failure(r) is not None]
+    for record in announced:
+        action = SetRunTags(
+            policy=MARK_POLICY,
+            target=Target(
+                run_id=record.run_id,
+                experiment_id=record.experiment_id,
+                experiment_name=record.experiment,
+                run_name=record.run_name,
+                user=record.user,
+            ),
+            reason="failure notice delivered",
+            set_tags={T.FAILURE_NOTIFIED_AT: notified_at},
+        )
+        try:
+            report.add(executor.apply_one(action))
+        except TrackingUnavailable as exc:
+            # Unmarked, a redelivered event alerts once more: better than no alert.
+            log.warning("run %s not marked notified: %s", record.run_id, exc)
+            report.add(
+                Record(
+                    policy=MARK_POLICY,
+                    run_id=record.run_id,
+                    experiment=record.experiment,
+                    action=action.kind,
+                    outcome="failed",
+                    reason=f"{action.reason}; not marked: {exc}",
+                    run_name=record.run_name,
+                    experiment_id=record.experiment_id,
+                    user=record.user,
+                )
+            )
+
+
 def notify(
     report: Report, channel: Channel, gateway: TrackingGateway, *, cap: int = 0
 ) -> Delivery | None:
@@ -94,4 +149,6 @@ def notify(
             }
         )
         return None
-    return deliver(report, cards, channel)
+    delivery = deliver(report, cards, channel)
+    mark_notified(report, gateway, delivery)
+    return delivery

@@ -2,6 +2,10 @@
 
 A restored run keeps a `governance.restored_at` tag, so the next sweep does not delete it
 again; the deletion tags are cleared.
+
+Each experiment's deleted runs are listed in full before any is restored: restoring takes a
+run out of the very result set being paged, so restoring while paging would skip runs. What
+is held is one small action per run to restore, as the report holds one record per run.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from shared import tags as T
 from shared.engine.actions import RestoreRun, Target
 from shared.engine.executor import Executor
 from shared.engine.report import Report
-from shared.errors import TrackingError
+from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Run
 from shared.settings import Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway
+from shared.usecases.outage import Outage
 from shared.usecases.sweep import experiments_in_scope, scan_failed
 
 log = logging.getLogger(__name__)
@@ -43,37 +48,51 @@ def restore(
     executor = Executor(gateway, dry_run=settings.dry_run)
     since = now - timedelta(hours=since_hours)
     unsupported: str | None = None
-    for experiment in experiments_in_scope(gateway, settings):
+    # Listed up front: a failure here is not one experiment's, it fails the invocation.
+    experiments = list(experiments_in_scope(gateway, settings))
+    outage = Outage()
+    for experiment in experiments:
         # Deleted runs carrying our tags; the window is checked on the tag's value here.
         query = RunQuery(
             experiment_id=experiment.experiment_id,
             tags_present=frozenset({T.DELETED_REASON, T.DELETED_AT}),
             deleted=True,
         )
+        actions: list[RestoreRun] = []
         try:
             for run in gateway.iter_runs(query):
                 moment = deleted_at(run)
                 if moment is None or moment < since:
                     continue
-                action = RestoreRun(
-                    policy=POLICY,
-                    target=Target.of(run, experiment.name),
-                    reason=f"deleted by mlgov at {run.tags[T.DELETED_AT]}",
-                    deleted_at=run.tags[T.DELETED_AT],
-                    set_tags={T.RESTORED_AT: now.astimezone(UTC).isoformat(timespec="seconds")},
-                    clear_tags=(T.DELETED_REASON, T.DELETED_AT),
+                actions.append(
+                    RestoreRun(
+                        policy=POLICY,
+                        target=Target.of(run, experiment.name),
+                        reason=f"deleted by mlgov at {run.tags[T.DELETED_AT]}",
+                        deleted_at=run.tags[T.DELETED_AT],
+                        set_tags={T.RESTORED_AT: now.astimezone(UTC).isoformat(timespec="seconds")},
+                        clear_tags=(T.DELETED_REASON, T.DELETED_AT),
+                    )
                 )
+            for action in actions:
                 record = executor.apply_one(action)
                 report.add(record)
                 if record.details.get("unsupported") == "true":
                     unsupported = record.reason
                     break
-        except TrackingError as exc:
+        except (TrackingError, TrackingUnavailable) as exc:
+            # Nothing of a half-listed experiment is restored: rerunning restore finishes it.
             log.warning("restore in experiment %s failed: %s", experiment.name, exc)
-            report.add(scan_failed(experiment, "listing deleted runs", exc))
+            report.add(scan_failed(experiment, "restoring deleted runs", exc))
+            if isinstance(exc, TrackingUnavailable):
+                outage.failed(experiment, exc)
+                continue
+        outage.ok(experiment)
         if unsupported is not None:
             # The server cannot restore at all: trying every other run would say it again.
             break
+    # Every experiment met a 5xx or no answer: the server is down, not one experiment.
+    outage.raise_if_down(experiments)
     report.extra["restore"] = {
         "since": since.isoformat(timespec="seconds"),
         "since_hours": since_hours,

@@ -1,8 +1,9 @@
 """The sweep: every experiment in scope; cleanup first, then the run policies over recent runs.
 
 Runs are streamed page by page, so memory does not grow with the number of runs. One
-experiment that fails is reported and the others go on; a server that is down raises
-`TrackingUnavailable` so the invocation fails.
+experiment that fails (refused, or a 5xx on one of its pages) is reported and the others go
+on; a server that is down raises `TrackingUnavailable` so the invocation fails: when the
+experiments cannot be listed, or when every experiment in scope met `TrackingUnavailable`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from datetime import datetime, timedelta
 from shared.engine.actions import Action
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
-from shared.errors import TrackingError
+from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment
 from shared.policies.promote_to_registry import RegisterModelVersion, best_per_model
 from shared.settings import Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway
 from shared.usecases.cleanup import cleanup
+from shared.usecases.outage import Outage
 from shared.usecases.tally import SweepTally
 
 log = logging.getLogger(__name__)
@@ -91,12 +93,14 @@ def sweep(
         return False
 
     # Listed once per sweep (so new experiments are picked up); small next to their runs.
+    # A failure here is not one experiment's: it propagates and fails the invocation.
     experiments = list(experiments_in_scope(gateway, settings))
+    outage = Outage()
     tally = SweepTally()
     for experiment in experiments:
         tally.include(experiment.name)  # every experiment in scope gets a row, even an idle one
     # Cleanup first: its candidates are counted across every experiment before any deletion.
-    cleanup(experiments, gateway, settings, executor, now, report, tally)
+    cleanup(experiments, gateway, settings, executor, now, report, tally, outage)
     for experiment in experiments:
         try:
             for record in catch_up(
@@ -104,10 +108,16 @@ def sweep(
             ):
                 report.add(record)
                 tally.count(record)
-        except TrackingError as exc:
+        except (TrackingError, TrackingUnavailable) as exc:
             log.warning("sweep of experiment %s failed: %s", experiment.name, exc)
             report.add(scan_failed(experiment, "catch-up", exc))
             tally.count(report.records[-1])
+            if isinstance(exc, TrackingUnavailable):
+                outage.failed(experiment, exc)
+                continue
+        outage.ok(experiment)
+    # Every experiment met a 5xx or no answer: the server is down, not one experiment.
+    outage.raise_if_down(experiments)
     for action in best_per_model(held):
         report.add(executor.apply_one(action))
         tally.count(report.records[-1])

@@ -13,6 +13,7 @@ from shared.tracking.mlflow_gateway import MlflowGateway
 from shared.usecases.restore import restore
 from shared.usecases.sweep import sweep
 from tests.conftest import free_port
+from tests.fault_proxy import fail_all_run_searches, fail_run_search_of, fault_proxy
 from tests.support import make_run, settings
 
 pytestmark = pytest.mark.integration
@@ -247,6 +248,22 @@ def test_restore_brings_runs_back_and_the_next_sweep_leaves_them(mlflow_server, 
     assert {r.run_id for r in decisions(again, "skip").values()} >= set(old)
 
 
+def test_restore_brings_back_every_run_across_pages(mlflow_server, client, experiment):
+    """Each restore takes a run out of the deleted set: paging by token must not skip any."""
+    exp_id, name = experiment
+    runs = [make_run(client, exp_id, status="FAILED", ended_hours_ago=100) for _ in range(10)]
+    uri = mlflow_server.uri
+    run_sweep(uri, name)
+    assert all(deleted(client, r) for r in runs)
+
+    gateway = MlflowGateway(uri, page_size=3)
+    report = restore(gateway, cleanup_settings(uri, name), datetime.now(UTC), since_hours=1)
+
+    assert report.extra["restore"]["restored"] == 10
+    assert {r.run_id for r in report.records if r.outcome == "applied"} == set(runs)
+    assert not any(deleted(client, r) for r in runs)
+
+
 def test_restore_window_excludes_older_deletions(mlflow_server, client, experiment):
     exp_id, name = experiment
     run_id = make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
@@ -311,6 +328,61 @@ def test_one_failing_experiment_does_not_stop_the_others(mlflow_server, client):
     assert {r.experiment for r in failures} == {f"{prefix}-bad"}
     assert report.exit_code == 1
     assert counts_of(report, f"{prefix}-bad")["failed"] == 2  # cleanup scan and catch-up
+
+
+def test_server_error_on_one_experiment_is_reported_and_the_others_are_swept(mlflow_server, client):
+    """A 500 on one experiment's run search is that experiment's failure, not the sweep's."""
+    prefix = f"five-hundred-{uuid.uuid4().hex[:8]}"
+    ids = {suffix: client.create_experiment(f"{prefix}-{suffix}") for suffix in ("a", "bad", "c")}
+    runs = {
+        suffix: make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
+        for suffix, exp_id in ids.items()
+    }
+    with fault_proxy(mlflow_server.uri, fail_run_search_of(ids["bad"])) as (uri, hits):
+        report = run_sweep(uri, f"{prefix}-*", page_size=3)
+
+    assert hits  # the fault was injected, so the test exercises the 5xx path
+    assert deleted(client, runs["a"])
+    assert deleted(client, runs["c"])
+    assert not deleted(client, runs["bad"])
+    failures = [r for r in report.records if r.outcome == "failed"]
+    assert {(r.experiment, r.action) for r in failures} == {(f"{prefix}-bad", "scan-experiment")}
+    assert all("unavailable" in r.reason for r in failures)
+    assert counts_of(report, f"{prefix}-bad")["failed"] == 2  # cleanup scan and catch-up
+    assert counts_of(report, f"{prefix}-a")["deleted"] == 1
+    assert report.exit_code == 1
+
+
+def test_server_error_on_every_experiment_fails_the_sweep(mlflow_server, client):
+    """Experiments listed but no run search answered: the server is down, not one experiment."""
+    prefix = f"all-down-{uuid.uuid4().hex[:8]}"
+    for suffix in ("a", "b"):
+        exp_id = client.create_experiment(f"{prefix}-{suffix}")
+        make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
+    with (
+        fault_proxy(mlflow_server.uri, fail_all_run_searches) as (uri, _),
+        pytest.raises(TrackingUnavailable, match="every experiment in scope"),
+    ):
+        run_sweep(uri, f"{prefix}-*")
+
+
+def test_restore_reports_a_server_error_on_one_experiment_and_goes_on(mlflow_server, client):
+    prefix = f"restore-500-{uuid.uuid4().hex[:8]}"
+    good_id = client.create_experiment(f"{prefix}-good")
+    bad_id = client.create_experiment(f"{prefix}-bad")
+    good = make_run(client, good_id, status="FAILED", ended_hours_ago=100)
+    make_run(client, bad_id, status="FAILED", ended_hours_ago=100)
+    uri = mlflow_server.uri
+    run_sweep(uri, f"{prefix}-*")
+
+    with fault_proxy(uri, fail_run_search_of(bad_id)) as (proxy, _):
+        scope = cleanup_settings(proxy, f"{prefix}-*")
+        report = restore(MlflowGateway(proxy), scope, datetime.now(UTC), since_hours=1)
+
+    assert not deleted(client, good)
+    (failure,) = [r for r in report.records if r.outcome == "failed"]
+    assert failure.experiment == f"{prefix}-bad"
+    assert report.exit_code == 1
 
 
 def test_server_down_fails_the_sweep():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,18 @@ def test_server_down_exits_1(env, capsys):
     assert "tracking server unavailable" in capsys.readouterr().err
 
 
+def test_every_experiment_answering_5xx_exits_1(env, mlflow_server, client, experiment, capsys):
+    """The experiments list but no run search answers: the server is down, the sweep fails."""
+    from tests.fault_proxy import fail_all_run_searches, fault_proxy
+
+    make_run(client, experiment[0])
+    with fault_proxy(mlflow_server.uri, fail_all_run_searches) as (uri, hits):
+        env.setenv("MLFLOW_TRACKING_URI", uri)
+        assert main(["sweep", "--json"]) == 1
+    assert hits
+    assert "every experiment in scope failed (1)" in capsys.readouterr().err
+
+
 def test_check_prints_effective_policy_and_masks_the_webhook(env, capsys):
     secret = "https://prod.example.invalid/workflows/run?api-version=1&sig=TOPSECRETSIG"
     env.setenv("GOVERNANCE_TEAMS_WEBHOOK_URL", secret)
@@ -148,6 +161,37 @@ def test_check_names_the_embedded_store(monkeypatch, tmp_path, capsys):
     assert "embedded local store" in out
 
 
+EVENT_FILE = Path(__file__).parents[1] / "data" / "run-completed.eventgrid.json"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "--dry-run"],
+        ["sweep"],
+        ["restore", "--dry-run"],
+        ["summary", "--dry-run"],
+        ["handle-event", "--dry-run", str(EVENT_FILE)],
+    ],
+)
+def test_no_embedded_store_is_created_by_a_verb(monkeypatch, tmp_path, capsys, argv):
+    """Without MLFLOW_TRACKING_URI and no ./mlgov.db, a verb refuses instead of creating one."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"no embedded MLflow store at {tmp_path / 'mlgov.db'}" in err
+    assert "set MLFLOW_TRACKING_URI or run where mlgov.db is" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_does_not_create_the_embedded_store(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 0
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sweep_on_the_embedded_store(monkeypatch, tmp_path, capsys):
     """With no MLFLOW_TRACKING_URI the CLI uses ./mlgov.db (needs the full mlflow package)."""
     from mlflow import MlflowClient
@@ -162,3 +206,27 @@ def test_sweep_on_the_embedded_store(monkeypatch, tmp_path, capsys):
     assert code == 0
     assert [d["run_id"] for d in report["decisions"]] == [run_id]
     assert local.get_run(run_id).data.tags["governance.missing_tags"] == "owner"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "--catchup-hours", "nan"],
+        ["sweep", "--catchup-hours", "-5"],
+        ["summary", "--window-hours", "inf"],
+        ["restore", "--since", "1e12"],
+    ],
+)
+def test_bad_hours_arguments_exit_2_before_anything_runs(env, argv, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert "hours" in capsys.readouterr().err
+
+
+def test_check_hides_credentials_in_the_tracking_uri(env, capsys):
+    env.setenv("MLFLOW_TRACKING_URI", "https://alice:s3cret@mlflow.example.invalid/")
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "https://mlflow.example.invalid/" in out
+    assert "s3cret" not in out

@@ -12,6 +12,7 @@ from shared.cli import main
 
 def test_demo_governs_the_study_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     folder = tmp_path / "mlgov-demo"
@@ -58,6 +59,11 @@ def test_demo_governs_the_study_end_to_end(tmp_path, monkeypatch, capsys):
     assert "customer-churn-classifier v2" in events
     assert "random-forest-12" in events
     assert "Models promoted: 2" in out
+
+    # MLflow's global tracking URI (which it exports) does not outlive the demo.
+    import os
+
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
     # The settings file lets a user re-run policies on the same store.
     assert "GOVERNANCE_PROMOTION_METRIC='auc_roc'" in (folder / "demo.env").read_text()

@@ -142,16 +142,30 @@ def test_a_failure_event_posts_the_failure_card(webhook, client, experiment, tmp
     assert "Teams message" not in capsys.readouterr().out  # posted, so not printed
 
 
-def test_dry_run_sweep_posts_nothing_and_shows_the_card_after_the_table(
+def test_dry_run_sweep_posts_its_card_marked_dry_run_and_deletes_nothing(
     webhook, client, experiment, capsys
 ):
-    make_run(client, experiment[0], status="FAILED", ended_hours_ago=100)
+    run_id = make_run(client, experiment[0], status="FAILED", ended_hours_ago=100)
 
     assert main(["sweep", "--dry-run"]) == 0
 
+    (card,) = webhook.cards()
+    text = card_text(card)
+    assert "DRY RUN" in text
+    assert "would be deleted" in text
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
     out = capsys.readouterr().out
-    assert webhook.server.log == []
-    assert "Teams message (stdout (not posted: dry run)):" in out
-    message, _ = json.JSONDecoder().raw_decode(out, out.index("\n{") + 1)
-    assert "would be deleted" in card_text(message)
+    assert "Teams message" not in out  # posted, so not printed
     assert out.strip().splitlines()[-1].startswith("sweep: ")
+
+
+def test_card_out_keeps_a_dry_run_card_local(webhook, client, experiment, tmp_path, capsys):
+    make_run(client, experiment[0], status="FAILED", ended_hours_ago=100)
+    out_file = tmp_path / "card.json"
+
+    assert main(["sweep", "--dry-run", "--card-out", str(out_file)]) == 0
+
+    assert webhook.server.log == []
+    message = json.loads(out_file.read_text(encoding="utf-8"))
+    assert "would be deleted" in card_text(message)
+    capsys.readouterr()

@@ -71,6 +71,25 @@ def test_timer_runs_the_sweep(env, client, experiment, caplog, past_due):
     assert any("past due" in line for line in lines) is past_due
 
 
+def test_timer_in_dry_run_logs_each_planned_action_and_changes_nothing(
+    env, client, experiment, caplog
+):
+    from functions.scheduled_sweep import scheduled_sweep
+
+    exp_id, _ = experiment
+    old = make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
+    env.setenv("GOVERNANCE_DRY_RUN", "true")
+
+    with caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
+        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=False))
+
+    assert not deleted(client, old)
+    lines = [r.getMessage() for r in caplog.records if r.name == "functions.scheduled_sweep"]
+    assert any(
+        line.startswith(f"planned cleanup-failed-runs delete-run run {old} ") for line in lines
+    )
+
+
 def test_timer_fails_when_the_server_is_down(env):
     from functions.scheduled_sweep import scheduled_sweep
     from shared.errors import TrackingUnavailable

@@ -238,7 +238,7 @@ def test_scheduled_summary_posts_the_card(app_env, client, experiment, receiver,
     assert "Runs failed: 1" in card_text(card)
     line = next(r.getMessage() for r in caplog.records if r.name == "functions.summary")
     assert line.startswith("scheduled_summary: ")
-    assert line.endswith("card delivered")
+    assert line.endswith("card posted")
     assert SIG not in our_log(caplog)
 
 
@@ -254,3 +254,6 @@ def test_scheduled_summary_without_webhook_logs_the_card(app_env, experiment, ca
         m.startswith("Teams card not posted (GOVERNANCE_TEAMS_WEBHOOK_URL is not set)")
         for m in messages
     )
+    # It does not claim a post that never happened.
+    (line,) = [m for m in messages if m.startswith("scheduled_summary: ")]
+    assert line.endswith("card only log (GOVERNANCE_TEAMS_WEBHOOK_URL is not set)")

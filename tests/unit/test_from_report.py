@@ -133,7 +133,7 @@ def test_a_planned_promotion_is_a_dry_run_card_and_a_skipped_one_none() -> None:
 
 def test_the_run_failed_notice_becomes_a_failure_card() -> None:
     failed = run("r2", user="bob", status="FAILED")
-    record = apply(failure_notice(failed, EXPERIMENT, Links(), NOW))  # type: ignore[arg-type]
+    record = apply(failure_notice(failed, EXPERIMENT, Links()))  # type: ignore[arg-type]
 
     notice = from_report.failure(record)
 
@@ -211,7 +211,7 @@ def test_the_tripped_guard_becomes_the_guard_card() -> None:
 def test_several_notices_of_one_sweep_are_one_card_and_none_is_nothing() -> None:
     failed = run("r2", status="FAILED")
     records = [
-        apply(failure_notice(failed, EXPERIMENT, Links(), NOW)),  # type: ignore[arg-type]
+        apply(failure_notice(failed, EXPERIMENT, Links())),  # type: ignore[arg-type]
         *[apply(a) for a in require_tags.evaluate(run("v"), context(required_tags="owner2"))],
         Executor._record(
             promotion_action(), "applied", "x", {**describe(promotion_action()), "version": "3"}
@@ -239,7 +239,7 @@ class Crashing:
 
 @pytest.mark.parametrize("sink", [Failing(), Crashing()])
 def test_a_failed_delivery_is_recorded_and_never_changes_the_outcome(sink: object) -> None:
-    record = apply(failure_notice(run("r3", status="FAILED"), EXPERIMENT, Links(), NOW))  # type: ignore[arg-type]
+    record = apply(failure_notice(run("r3", status="FAILED"), EXPERIMENT, Links()))  # type: ignore[arg-type]
     report = report_of(record, command="handle-event")
 
     delivery = notify(report, Channel(sink, "teams https://x/…(masked)", posts=True), Links())  # type: ignore[arg-type]
@@ -257,7 +257,7 @@ def test_a_failed_delivery_is_recorded_and_never_changes_the_outcome(sink: objec
 def test_the_report_never_holds_the_webhook_url() -> None:
     secret = "https://prod.example.com/workflows/abc/invoke?sig=VERYSECRETsig"
     notifier = TeamsNotifier(SecretStr(secret), total_timeout_s=0.5)  # no attempt fits: no post
-    report = report_of(apply(failure_notice(run("r4", status="FAILED"), EXPERIMENT, Links(), NOW)))  # type: ignore[arg-type]
+    report = report_of(apply(failure_notice(run("r4", status="FAILED"), EXPERIMENT, Links())))  # type: ignore[arg-type]
 
     deliver(report, from_report.report_cards(report), Channel(notifier, repr(notifier), posts=True))
 
@@ -270,7 +270,7 @@ def test_the_report_never_holds_the_webhook_url() -> None:
 def test_memory_and_log_sinks_keep_or_log_the_exact_message(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    report = report_of(apply(failure_notice(run("r5", status="KILLED"), EXPERIMENT, Links(), NOW)))  # type: ignore[arg-type]
+    report = report_of(apply(failure_notice(run("r5", status="KILLED"), EXPERIMENT, Links())))  # type: ignore[arg-type]
     cards = from_report.report_cards(report)
     memory, logged = MemoryCardSink(), LogCardSink("dry run")
 

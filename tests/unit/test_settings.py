@@ -172,3 +172,77 @@ def test_missing_policy_file_names_the_setting(tmp_path):
         load_settings({"GOVERNANCE_POLICY_FILE": str(tmp_path / "nope.yaml")})
     assert caught.value.setting == "GOVERNANCE_POLICY_FILE"
     assert "cannot read" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("GOVERNANCE_PROMOTION_ALIAS", "v1", "not a valid MLflow alias"),
+        ("GOVERNANCE_PROMOTION_ALIAS", "latest", "not a valid MLflow alias"),
+        ("GOVERNANCE_PROMOTION_ALIAS", "Champion!", "not a valid MLflow alias"),
+        ("GOVERNANCE_CLEANUP_AFTER_HOURS", "1e9", "at most 87600 hours"),
+        ("GOVERNANCE_CATCHUP_HOURS", "1e9", "at most 87600 hours"),
+        ("GOVERNANCE_SUMMARY_WINDOW_HOURS", "inf", "not a finite number"),
+        ("MLFLOW_TRACKING_URI", "foo://somewhere", "unsupported scheme 'foo'"),
+        ("GOVERNANCE_TEAMS_WEBHOOK_URL", "https://[::1/hook?sig=SECRET", "not a valid URL"),
+        ("GOVERNANCE_TEAMS_WEBHOOK_URL", "https:///path?sig=SECRET", "no host name"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_up_front(setting, value, expected):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({setting: value})
+    assert caught.value.setting == setting
+    assert expected in str(caught.value)
+    assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize("alias", ["champion", "prod-2026", "best_model"])
+def test_valid_aliases_are_kept(alias):
+    assert load_settings({"GOVERNANCE_PROMOTION_ALIAS": alias}).default_policy.promotion_alias == (
+        alias
+    )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/s/resourceGroups/r"
+        "/providers/Microsoft.MachineLearningServices/workspaces/w",
+        "http://127.0.0.1:5000",
+        "sqlite:////tmp/x.db",
+        "databricks",
+        "/srv/mlruns",
+    ],
+)
+def test_supported_tracking_uris_are_kept(uri):
+    assert load_settings({"MLFLOW_TRACKING_URI": uri}).tracking_uri == uri
+
+
+def test_a_given_mapping_is_read_alone(monkeypatch):
+    """The process environment must not leak into settings built from a mapping."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://leak.invalid:1")
+    monkeypatch.setenv("GOVERNANCE_DRY_RUN", "true")
+    settings = load_settings({})
+    assert settings.tracking_uri is None
+    assert settings.dry_run is False
+    from_environment = load_settings()
+    assert from_environment.tracking_uri == "http://leak.invalid:1"
+    assert from_environment.dry_run is True
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        (
+            "https://alice:s3cret@mlflow.example.invalid:8443/x",
+            "https://mlflow.example.invalid:8443/x",
+        ),
+        ("http://token@127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_display_uri_drops_credentials(uri, shown):
+    from shared.settings import display_uri
+
+    assert display_uri(uri) == shown

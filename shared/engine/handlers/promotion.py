@@ -2,6 +2,9 @@
 
 Every step first looks at what is already there, so a duplicate event or a retry after a
 crash halfway finishes the job instead of registering a second version for the same run.
+Two invocations that both looked before either registered (concurrent duplicate events, a
+sweep overlapping an event) both create a version; each then re-lists the run's versions and
+the one that created a higher version deletes it, so the lowest survives and takes the alias.
 """
 
 from __future__ import annotations
@@ -42,6 +45,24 @@ def _skip_overtaken(action: RegisterModelVersion, current: ModelVersion, registe
     )
 
 
+def _keep_lowest(
+    gateway: TrackingGateway, name: str, run_id: str, ours: ModelVersion
+) -> tuple[ModelVersion, str]:
+    """After creating `ours`, the run's surviving version, and a note when `ours` was a
+    duplicate of a concurrent registration (then deleted).
+
+    Every racer applies the same rule (lowest number wins; delete only what you created), so
+    they converge on one version without coordinating.
+    """
+    versions = gateway.find_model_versions(name, run_id)  # sorted, lowest first
+    if not versions or versions[0].version == ours.version:
+        return ours, ""
+    survivor = versions[0]
+    gateway.delete_model_version(name, ours.version)
+    note = f" (a concurrent registration made v{survivor.version} first: v{ours.version} deleted)"
+    return survivor, note
+
+
 @handler(RegisterModelVersion)
 def register_model_version(gateway: TrackingGateway, action: RegisterModelVersion) -> Result:
     run_id, name = action.target.run_id, action.model_name
@@ -51,12 +72,10 @@ def register_model_version(gateway: TrackingGateway, action: RegisterModelVersio
         T.METRIC_VALUE: repr(action.value),
     }
 
+    duplicate = ""
     existing = gateway.find_model_versions(name, run_id)
     if existing:
         version = existing[0]
-        stale = {k: v for k, v in version_tags.items() if version.tags.get(k) != v}
-        if stale:
-            gateway.set_model_version_tags(name, version.version, stale)
         created = False
     else:
         overtaken = _overtaken_by(gateway, action, None)
@@ -66,7 +85,12 @@ def register_model_version(gateway: TrackingGateway, action: RegisterModelVersio
         if source is None:
             return Result(outcome="skipped", reason=no_model(action.artifact_path))
         version = gateway.create_model_version(name, source, run_id, version_tags)
-        created = True
+        version, duplicate = _keep_lowest(gateway, name, run_id, version)
+        created = not duplicate
+    # A version registered by an interrupted attempt (or by hand) may lack the governance tags.
+    stale = {k: v for k, v in version_tags.items() if version.tags.get(k) != v}
+    if stale:
+        gateway.set_model_version_tags(name, version.version, stale)
 
     # Compare-and-set: re-read the alias right before moving it.
     overtaken = _overtaken_by(gateway, action, version.version)
@@ -78,7 +102,7 @@ def register_model_version(gateway: TrackingGateway, action: RegisterModelVersio
     verb = "registered" if created else "reused"
     via = "" if how == "alias" else f" (registry refused aliases: set as {how})"
     return Result(
-        reason=f"{action.reason}; {verb} {name} v{version.version}, "
+        reason=f"{action.reason}; {verb} {name} v{version.version}{duplicate}, "
         f"{action.alias} -> v{version.version}{via}",
         details={"version": version.version, "alias_set_as": how, "source": version.source},
     )

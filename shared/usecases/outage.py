@@ -1,0 +1,42 @@
+"""Telling one experiment's server error from a tracking server that is down.
+
+The gateway maps every 5xx to `TrackingUnavailable`, so one experiment whose run search
+breaks looks, call by call, like an outage. A walk over the experiments in scope therefore
+reports such an experiment and goes on; only when every experiment met it, and the server
+answered for none, is the server taken to be down and the invocation failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.errors import TrackingUnavailable
+from shared.model import Experiment
+
+
+class Outage:
+    """Per walk: the experiments the server answered for, and those that met a 5xx or no answer."""
+
+    def __init__(self) -> None:
+        self.answered: set[str] = set()
+        self.unavailable: dict[str, TrackingUnavailable] = {}
+
+    def ok(self, experiment: Experiment) -> None:
+        """The server answered for this experiment (a refusal such as 403 counts: it is up)."""
+        self.answered.add(experiment.name)
+
+    def failed(self, experiment: Experiment, exc: TrackingUnavailable) -> None:
+        self.unavailable.setdefault(experiment.name, exc)
+
+    def raise_if_down(self, experiments: Sequence[Experiment]) -> None:
+        """Raise when every experiment in scope met `TrackingUnavailable` and none was answered.
+
+        Called after the failures were recorded, so the log and report name each experiment.
+        """
+        names = {e.name for e in experiments}
+        if not names or names & self.answered or not names <= self.unavailable.keys():
+            return
+        first = self.unavailable[experiments[0].name]
+        raise TrackingUnavailable(
+            f"every experiment in scope failed ({len(names)}), the tracking server is down: {first}"
+        ) from first
