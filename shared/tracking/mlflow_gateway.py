@@ -45,9 +45,11 @@ AWAIT_CREATION_S = 5
 
 _TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+# A 5xx the REST client does not retry arrives as "failed with error code 5xx != 200" (an
+# HTML answer) or, from the artifact listing, as requests' "5xx Server Error: ... for url".
 _TRANSIENT_TEXT = re.compile(
     r"Max retries exceeded|Connection(Error| refused| aborted)|timed out|"
-    r"failed with code 5\d\d|status code 5\d\d|Read timed out",
+    r"failed with (error )?code 5\d\d|status code 5\d\d|\b5\d\d Server Error|Read timed out",
     re.IGNORECASE,
 )
 _AZUREML_URI = re.compile(

@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 
 from shared import tags as T
 from shared.engine.report import Report
-from shared.errors import TrackingError
+from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment, Run
 from shared.notify.notices import ExperimentActivity, FailedAction, PromotionNotice, Summary
 from shared.settings import Policy, Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway
+from shared.usecases.outage import Outage
 from shared.usecases.sweep import experiments_in_scope, scan_failed
 
 log = logging.getLogger(__name__)
@@ -221,10 +222,17 @@ def summarize(
     promotions: list[PromotionNotice] = []
     failures: list[FailedAction] = []
     links: dict[str, str | None] = {}
+    outage = Outage()
     for experiment in experiments:
         try:
             counts = _scan(experiment, gateway, settings, window, metric, links)
-        except TrackingError as exc:
+            outage.ok(experiment)
+        except (TrackingError, TrackingUnavailable) as exc:
+            # One experiment's 5xx is reported; only a server down for all of them raises.
+            if isinstance(exc, TrackingUnavailable):
+                outage.failed(experiment, exc)
+            else:
+                outage.ok(experiment)
             log.warning("summary of experiment %s failed: %s", experiment.name, exc)
             report.add(scan_failed(experiment, "summary", exc))
             counts = _Counts(failed_actions=1)
@@ -234,6 +242,7 @@ def summarize(
         promotions += counts.promoted
         failures += counts.failures
         rows.append(_activity(experiment, counts, links.get(experiment.experiment_id)))
+    outage.raise_if_down(experiments)
     totals = {
         label: sum(int(getattr(row, key)) for row in rows) for key, label in TOTAL_LABELS.items()
     }

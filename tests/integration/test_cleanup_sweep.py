@@ -149,22 +149,28 @@ def test_parent_is_deleted_only_with_all_its_children(mlflow_server, client, exp
     assert order.index(parent) > max(order.index(t) for t in trials)
 
 
-def test_guard_deletes_nothing_above_the_cap(mlflow_server, client, experiment):
+# Examples are a sample: at most the cap + 1 candidates are kept, and at most 5 are shown.
+@pytest.mark.parametrize(("cap", "shown"), [(3, 4), (6, 5)])
+def test_guard_deletes_nothing_above_the_cap(mlflow_server, client, experiment, cap, shown):
     exp_id, name = experiment
-    runs = [make_run(client, exp_id, status="FAILED", ended_hours_ago=100) for _ in range(4)]
+    runs = [make_run(client, exp_id, status="FAILED", ended_hours_ago=100) for _ in range(8)]
 
-    report = run_sweep(mlflow_server.uri, name, cleanup_max_runs="3")
+    report = run_sweep(mlflow_server.uri, name, cleanup_max_runs=str(cap))
 
     assert not any(deleted(client, r) for r in runs)
     (notice,) = [r for r in report.records if r.action == "notify"]
     assert notice.details["topic"] == "cleanup-guard"
-    assert notice.details["candidates"] == "4"
-    assert notice.details["cap"] == "3"
+    assert notice.details["candidates"] == "8"
+    assert notice.details["cap"] == str(cap)
     assert "GOVERNANCE_CLEANUP_MAX_RUNS" in notice.reason
-    assert notice.details["examples"].count(name + "/") == 4
+    assert "raise GOVERNANCE_CLEANUP_MAX_RUNS to 8" in notice.reason
+    examples = notice.details["examples"].split(", ")
+    assert len(examples) == shown
+    assert all(e.startswith(name + "/") for e in examples)
+    assert {e.rsplit("(", 1)[1].rstrip(")") for e in examples} <= {r[:8] for r in runs}
     assert not decisions(report, "delete-run")
     row = counts_of(report, name)
-    assert row["skipped_by_guard"] == 4
+    assert row["skipped_by_guard"] == 8
     assert row["deleted"] == 0
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.errors import RunNotFound, TrackingUnavailable
-from shared.tracking.gateway import RunQuery
-from shared.tracking.mlflow_gateway import MlflowGateway, run_url
+from shared.tracking.gateway import ModelSource, RunQuery
+from shared.tracking.mlflow_gateway import HTTP_DEFAULTS, MlflowGateway, run_url
 from tests.conftest import free_port
 from tests.support import make_run
 
@@ -68,8 +68,8 @@ def test_iter_runs_filters_by_status_and_time(gateway, client, experiment):
     assert ids(statuses=frozenset()) == set()
     before = now - timedelta(hours=72)
     assert ids(statuses=frozenset({"FAILED"}), finished_before=before) == {old_failed}
-    assert ids(finished_after=now - timedelta(hours=24)) >= {new_failed, finished}
-    assert old_failed not in ids(finished_after=now - timedelta(hours=24))
+    # The running run has no end: it has not finished after anything.
+    assert ids(finished_after=now - timedelta(hours=24)) == {new_failed, finished}
 
 
 def test_iter_runs_walks_every_page(gateway, client, experiment, monkeypatch):
@@ -159,3 +159,73 @@ def test_server_down_is_tracking_unavailable():
         gateway.get_run("0" * 32)
     with pytest.raises(TrackingUnavailable):
         list(gateway.iter_experiments())
+
+
+def test_run_url_never_carries_the_credentials_of_the_tracking_uri():
+    from shared.model import Run
+
+    run = Run(run_id="abc", experiment_id="3", status="FINISHED", start_time=None, end_time=None)
+    assert run_url("https://alice:s3cret@mlflow.example.com:8443/base/", run) == (
+        "https://mlflow.example.com:8443/base/#/experiments/3/runs/abc"
+    )
+    assert run_url("http://token@10.0.0.5:5000", run) == (
+        "http://10.0.0.5:5000/#/experiments/3/runs/abc"
+    )
+
+
+def test_http_defaults_fit_event_grid_unless_the_user_set_them(monkeypatch):
+    for key in HTTP_DEFAULTS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "42")  # the user's own choice
+
+    MlflowGateway(f"http://127.0.0.1:{free_port()}")
+
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+    )
+
+    # Read back through MLflow's own parsers: a value it cannot parse would fail every call.
+    assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 42
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 2
+    assert MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == 1
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT")
+    MlflowGateway(f"http://127.0.0.1:{free_port()}")
+    assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 10
+
+
+def test_registration_waits_at_most_five_seconds_for_a_pending_version(
+    client, experiment, mlflow_server
+):
+    from mlflow import MlflowClient
+
+    waits = []
+
+    class Recording(MlflowClient):
+        def create_model_version(self, *args, await_creation_for=300, **kwargs):
+            waits.append(await_creation_for)
+            return super().create_model_version(
+                *args, await_creation_for=await_creation_for, **kwargs
+            )
+
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, model=True)
+    gateway = MlflowGateway(
+        mlflow_server.uri, client=Recording(mlflow_server.uri, mlflow_server.uri)
+    )
+    gateway.create_model_version(name, ModelSource(f"runs:/{run_id}/model"), run_id, {})
+    assert waits == [5]
+
+
+def test_a_duplicate_version_can_be_deleted_twice(gateway, client, experiment):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, model=True)
+    source = ModelSource(f"runs:/{run_id}/model")
+    first = gateway.create_model_version(name, source, run_id, {})
+    second = gateway.create_model_version(name, source, run_id, {})
+
+    gateway.delete_model_version(name, second.version)
+    gateway.delete_model_version(name, second.version)  # a racer removed it already: fine
+
+    assert [v.version for v in gateway.find_model_versions(name, run_id)] == [first.version]

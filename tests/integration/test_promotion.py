@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import ENDPOINT_NOT_FOUND, PERMISSION_DENIED
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from shared.engine.executor import Executor
+from shared.errors import TrackingError
 from shared.events import parse_event
 from shared.model import Experiment
 from shared.policies.base import RunContext
@@ -273,10 +274,10 @@ class _NoAliasClient:
 
         class Refusing(MlflowClient):
             def set_registered_model_alias(self, name, alias, version):
-                raise MlflowException("aliases are not supported", INVALID_PARAMETER_VALUE)
+                raise MlflowException("aliases are not supported", ENDPOINT_NOT_FOUND)
 
             def get_model_version_by_alias(self, name, alias):
-                raise MlflowException("aliases are not supported", INVALID_PARAMETER_VALUE)
+                raise MlflowException("aliases are not supported", ENDPOINT_NOT_FOUND)
 
         return Refusing(tracking_uri=uri, registry_uri=uri)
 
@@ -404,3 +405,191 @@ def test_an_artifact_folder_without_mlmodel_is_not_a_model(gateway, client, expe
 
     assert decisions(report)[0].outcome == "skipped"
     assert versions(client, name) == []
+
+
+# -- races, refusals and awkward names ---------------------------------------------------
+
+
+class _RacedGateway(MlflowGateway):
+    """A gateway whose registration is overtaken: just before it creates its version, a
+    second invocation handles the same event from start to end (Event Grid redelivering
+    while the first still runs, or the sweep catching up the same run)."""
+
+    def __init__(self, uri, rival):
+        super().__init__(uri)
+        self.rival = rival
+
+    def create_model_version(self, name, source, run_id, tags):
+        if self.rival is not None:
+            rival, self.rival = self.rival, None
+            rival()
+        return super().create_model_version(name, source, run_id, tags)
+
+
+def test_concurrent_registrations_of_one_run_leave_one_version_with_the_alias(
+    gateway, client, experiment, promo, mlflow_server
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.91}, model=True)
+    event = run_event(run_id, experiment_id, name)
+    rival_report = []
+    raced = _RacedGateway(
+        mlflow_server.uri, lambda: rival_report.append(handle(gateway, promo(), event))
+    )
+
+    report = handle(raced, promo(), event)
+
+    # The rival found nothing registered, so it registered v1 and moved the alias.
+    (rival,) = decisions(rival_report[0])
+    assert (rival.outcome, rival.details["version"]) == ("applied", "1")
+    # This invocation had decided before the rival registered; it created v2, found v1 of
+    # the same run, deleted its own duplicate and finished with the survivor.
+    (record,) = decisions(report)
+    assert record.outcome == "applied", record.reason
+    assert record.details["version"] == "1"
+    assert "a concurrent registration made v1 first: v2 deleted" in record.reason
+    (version,) = versions(client, name)
+    assert (version.version, version.run_id) == ("1", run_id)
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    assert client.get_run(run_id).data.tags["governance.promoted_to"] == f"{name}:1"
+
+
+def test_a_duplicate_registered_after_ours_is_left_to_the_call_that_made_it(
+    gateway, client, experiment, promo
+):
+    """The lower version wins: a call never deletes a version it did not create."""
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.91}, model=True)
+
+    class LateRival(MlflowGateway):
+        def create_model_version(self, name, source, run_id, tags):
+            ours = super().create_model_version(name, source, run_id, tags)
+            client.create_model_version(name, source.source, run_id=run_id)  # the rival's v2
+            return ours
+
+    event = run_event(run_id, experiment_id, name)
+    report = handle(LateRival(gateway.tracking_uri), promo(), event)
+
+    (record,) = decisions(report)
+    assert (record.outcome, record.details["version"]) == ("applied", "1")
+    assert [v.version for v in versions(client, name)] == ["1", "2"]
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+
+
+@pytest.mark.parametrize("alias", ["v1", "latest", "Champion!"])
+def test_an_alias_the_registry_rejects_is_an_error_not_the_tag_fallback(
+    gateway, client, experiment, alias
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, model=True)
+    source = ModelSource(source=f"runs:/{run_id}/model")
+    version = gateway.create_model_version(name, source, run_id, {})
+
+    with pytest.raises(TrackingError, match="set_registered_model_alias failed"):
+        gateway.set_alias(name, alias, version.version)
+
+    assert "governance.alias" not in client.get_model_version(name, version.version).tags
+
+
+class _ForbiddenArtifactsClient:
+    """An MlflowClient whose identity may not list artifacts (403), as a missing role gives."""
+
+    def __new__(cls, uri):
+        from mlflow import MlflowClient
+
+        class Forbidden(MlflowClient):
+            def list_artifacts(self, run_id, path=None):
+                raise MlflowException("caller may not list artifacts", PERMISSION_DENIED)
+
+        return Forbidden(tracking_uri=uri, registry_uri=uri)
+
+
+def test_a_refused_lookup_fails_that_policy_and_keeps_what_was_applied_before(
+    client, experiment, promo, mlflow_server
+):
+    experiment_id, name = experiment
+    gateway = MlflowGateway(mlflow_server.uri, client=_ForbiddenArtifactsClient(mlflow_server.uri))
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.91}, model=True)
+    the_settings = promo(required_tags="owner", tag_defaults='{"owner": "{user}"}')
+
+    report = handle(gateway, the_settings, run_event(run_id, experiment_id, name))
+
+    tagging, promotion = report.records
+    assert (tagging.policy, tagging.outcome) == ("require-tags", "applied")
+    assert (promotion.policy, promotion.action, promotion.outcome) == (
+        "promote-to-registry",
+        "evaluate",
+        "failed",
+    )
+    assert promotion.reason.startswith("could not decide: list_artifacts failed: ")
+    assert "caller may not list artifacts" in promotion.reason
+    assert report.exit_code == 1
+    tags = client.get_run(run_id).data.tags
+    assert (tags["owner"], tags["governance.compliance"]) == ("tester", "compliant")
+    assert versions(client, name) == []
+
+
+def test_a_model_name_with_both_quote_kinds_is_filtered_on_the_client(
+    gateway, client, experiment, promo
+):
+    """No MLflow filter literal can hold both quote kinds: such a name is compared on the
+    client instead of failing the promotion (or, before, the whole event)."""
+    experiment_id, experiment_name = experiment
+    name = f"""churn 'v2' "{experiment_name}" """.strip()
+    older = make_run(client, experiment_id, metrics={"auc": 0.85}, model=True)
+    newer = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+    the_settings = promo(promotion_model_name="churn 'v2' \"{experiment_name}\"")
+
+    report = handle(
+        gateway,
+        the_settings,
+        run_event(older, experiment_id, experiment_name),
+        run_event(newer, experiment_id, experiment_name),
+        run_event(newer, experiment_id, experiment_name),
+    )
+
+    assert [r.outcome for r in decisions(report)] == ["applied", "applied", "skipped"]
+    registered = [v for v in client.search_model_versions() if v.name == name]
+    assert sorted((v.version, v.run_id) for v in registered) == [("1", older), ("2", newer)]
+    assert client.get_model_version_by_alias(name, "champion").run_id == newer
+
+
+class _LoggedModelSearches:
+    """An MlflowClient that records the LoggedModel filters sent; `refuse` makes it answer a
+    filter on `source_run_id` as a server without that filter would."""
+
+    def __new__(cls, uri, refuse=False):
+        from mlflow import MlflowClient
+
+        sent: list[str] = []
+
+        class Recording(MlflowClient):
+            filters = sent
+
+            def search_logged_models(self, experiment_ids, filter_string=None, **kwargs):
+                sent.append(filter_string or "")
+                if refuse and "source_run_id" in (filter_string or ""):
+                    raise MlflowException("unsupported filter", ENDPOINT_NOT_FOUND)
+                return super().search_logged_models(experiment_ids, filter_string, **kwargs)
+
+        return Recording(tracking_uri=uri, registry_uri=uri)
+
+
+@pytest.mark.parametrize("refuse", [False, True], ids=["server filter", "refused: walk"])
+def test_logged_models_are_looked_up_by_run_on_the_server(
+    client, experiment, mlflow_server, refuse
+):
+    experiment_id, _ = experiment
+    runs = [make_run(client, experiment_id) for _ in range(3)]
+    models = {r: client.create_logged_model(experiment_id, "model", source_run_id=r) for r in runs}
+    recording = _LoggedModelSearches(mlflow_server.uri, refuse=refuse)
+    gateway = MlflowGateway(mlflow_server.uri, client=recording)
+
+    source = gateway.find_model_source(gateway.get_run(runs[1]), "model")
+
+    assert source == ModelSource(
+        source=f"models:/{models[runs[1]].model_id}", model_id=models[runs[1]].model_id
+    )
+    narrow = f"name = 'model' AND source_run_id = '{runs[1]}'"
+    assert recording.filters == ([narrow, "name = 'model'"] if refuse else [narrow])
+    assert gateway.server_logged_model_run_filter is not refuse

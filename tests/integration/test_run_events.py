@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -17,10 +18,13 @@ import pytest
 
 from shared.bootstrap import get_channel, get_gateway
 from shared.cli import main
-from shared.errors import TrackingUnavailable
+from shared.errors import TrackingError, TrackingUnavailable
 from shared.events import parse_event
+from shared.notify.sinks import Channel, MemoryCardSink
+from shared.notify.teams import Delivery
 from shared.settings import get_settings
 from shared.tracking.mlflow_gateway import MlflowGateway
+from shared.usecases.notifications import notify
 from shared.usecases.run_event import handle_events
 from tests.conftest import free_port
 from tests.event_samples import run_event
@@ -131,12 +135,115 @@ def test_failed_run_produces_a_failure_notice(
         "duration_s": "1800",
         "run_url": f"{mlflow_server.uri}/#/experiments/{experiment_id}/runs/{run_id}",
     }
-    assert "governance.failure_notified_at" in client.get_run(run_id).data.tags
+    # Handling only decides the notice; the run is marked once the card is delivered.
+    assert "governance.failure_notified_at" not in client.get_run(run_id).data.tags
 
     # Event Grid delivers at least once: the replay does not alert a second time.
     replayed = only(handle(gateway, settings(mlflow_server.uri), event))
+    assert (replayed.action, replayed.outcome) == ("notify", "applied")
+    report = handle(gateway, settings(mlflow_server.uri), event)
+    sink = MemoryCardSink()
+    assert notify(report, Channel(sink, "memory"), gateway).ok
+    assert len(sink.messages) == 1
+    marked = report.records[-1]
+    assert (marked.policy, marked.action, marked.outcome, marked.run_id) == (
+        "run-event",
+        "set-run-tags",
+        "applied",
+        run_id,
+    )
+    notified_at = client.get_run(run_id).data.tags["governance.failure_notified_at"]
+    assert marked.details == {"set:governance.failure_notified_at": notified_at}
+
+    replayed = only(handle(gateway, settings(mlflow_server.uri), event))
     assert (replayed.action, replayed.outcome) == ("skip", "skipped")
-    assert replayed.reason.startswith("failure already notified at ")
+    assert replayed.reason == f"failure already notified at {notified_at}"
+
+
+class _Undeliverable:
+    """A channel whose every post fails, as Teams answering 503 after the retries does."""
+
+    def post(self, card):
+        return Delivery(False, 503, 3, "HTTP 503")
+
+
+def test_failed_delivery_leaves_the_run_unmarked_so_the_next_event_alerts_again(
+    gateway, client, experiment, mlflow_server
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, status="FAILED")
+    event = run_event(run_id, experiment_id, name, schema="cloudevents", kind="RunStatusChanged")
+
+    report = handle(gateway, settings(mlflow_server.uri), event)
+    assert not notify(report, Channel(_Undeliverable(), "teams"), gateway).ok
+
+    assert [r.action for r in report.records] == ["notify"]
+    assert "governance.failure_notified_at" not in client.get_run(run_id).data.tags
+    again = only(handle(gateway, settings(mlflow_server.uri), event))
+    assert (again.action, again.outcome) == ("notify", "applied")
+
+
+def test_dry_run_delivery_marks_nothing(gateway, client, experiment, mlflow_server):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, status="FAILED")
+    event = run_event(run_id, experiment_id, name, schema="cloudevents", kind="RunStatusChanged")
+
+    report = handle(gateway, settings(mlflow_server.uri, dry_run="true"), event)
+    assert notify(report, Channel(MemoryCardSink(), "memory"), gateway).ok
+
+    assert [(r.action, r.outcome) for r in report.records] == [("notify", "planned")]
+    assert "governance.failure_notified_at" not in client.get_run(run_id).data.tags
+
+
+def test_the_same_failed_run_twice_in_one_batch_gets_one_notice(
+    gateway, client, experiment, mlflow_server
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, status="KILLED")
+    event = run_event(run_id, experiment_id, name)
+
+    report = handle_events(
+        [parse_event(event), parse_event(event)],
+        gateway,
+        settings(mlflow_server.uri),
+        datetime.now(UTC),
+    )
+
+    assert [(r.action, r.reason) for r in report.records] == [
+        ("notify", "run ended KILLED"),
+        ("skip", "failure notice already in this batch"),
+    ]
+
+
+class _ForbiddenExperiments:
+    """An MlflowClient whose identity may read runs but not experiments (403)."""
+
+    def __new__(cls, uri):
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+
+        class Forbidden(MlflowClient):
+            def get_experiment(self, experiment_id):
+                raise MlflowException("caller may not read experiments", PERMISSION_DENIED)
+
+        return Forbidden(tracking_uri=uri, registry_uri=uri)
+
+
+def test_an_experiment_that_cannot_be_read_is_a_failed_record_not_a_crash(
+    client, experiment, mlflow_server
+):
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+    forbidden = MlflowGateway(mlflow_server.uri, client=_ForbiddenExperiments(mlflow_server.uri))
+
+    report = handle(forbidden, settings(mlflow_server.uri), run_event(run_id, experiment_id, name))
+
+    record = only(report)
+    assert (record.action, record.outcome, record.run_id) == ("read-experiment", "failed", run_id)
+    assert record.reason.startswith(f"cannot read experiment {experiment_id}: get_experiment")
+    assert "caller may not read experiments" in record.reason
+    assert report.exit_code == 1
 
 
 def test_unreachable_server_raises_unavailable_before_changing_anything(mlflow_server):
@@ -310,3 +417,35 @@ def test_function_raises_when_the_server_is_down_so_event_grid_redelivers(env):
     _clear_caches()
     with pytest.raises(TrackingUnavailable):
         _function()(_cloud_event(run_event("r1", schema="cloudevents")))
+
+
+# -- a tracking server that refuses this identity (403), as right after deployment -----
+
+
+@pytest.fixture
+def forbidding(env, httpserver):
+    """MLFLOW_TRACKING_URI at a local HTTP server answering every MLflow call with 403, as
+    Azure ML does while the Function App's new role assignment propagates."""
+    body = {"error_code": "PERMISSION_DENIED", "message": "identity lacks AzureML Data Scientist"}
+    httpserver.expect_request(re.compile("/api/.*")).respond_with_json(body, status=403)
+    env.setenv("MLFLOW_TRACKING_URI", httpserver.url_for("").rstrip("/"))
+    _clear_caches()
+    return httpserver
+
+
+def test_function_raises_when_the_run_cannot_be_read_so_event_grid_redelivers(forbidding):
+    event = run_event("a" * 32, schema="cloudevents")
+
+    with pytest.raises(TrackingError, match="identity lacks AzureML Data Scientist"):
+        _function()(_cloud_event(event))
+
+    assert any(request.path.endswith("/runs/get") for request, _ in forbidding.log)
+
+
+def test_cli_records_the_unreadable_run_as_failed(forbidding, capsys, tmp_path):
+    code, report, _ = cli(capsys, tmp_path, run_event("a" * 32))
+
+    assert code == 1
+    (decision,) = report["decisions"]
+    assert (decision["action"], decision["outcome"]) == ("read-run", "failed")
+    assert "identity lacks AzureML Data Scientist" in decision["reason"]

@@ -103,10 +103,11 @@ def test_timer_fails_when_the_server_is_down(env):
 def test_function_app_indexes_the_timer_on_the_schedule_setting():
     # A fresh interpreter, as the host imports the app: cheap, and no MLflow at import time.
     script = (
-        "import json, sys\n"
+        "import inspect, json, sys\n"
         "import function_app\n"
         "assert 'mlflow' not in sys.modules, 'mlflow imported at import time'\n"
-        "fns = {f.get_function_name(): f.get_bindings_dict() for f in function_app.app"
+        "fns = {f.get_function_name(): {**f.get_bindings_dict(), 'params': list(inspect"
+        ".signature(f.get_user_function()).parameters)} for f in function_app.app"
         ".get_functions()}\n"
         "print(json.dumps(fns, default=str))\n"
     )
@@ -127,6 +128,8 @@ def test_function_app_indexes_the_timer_on_the_schedule_setting():
         assert binding["schedule"] == f"%GOVERNANCE_{setting}_SCHEDULE%"
         assert binding["useMonitor"] is True
         assert binding["runOnStartup"] is False
+        # The host passes the timer by the binding's name: it must be the parameter's name.
+        assert functions[name]["params"] == [binding["name"]]
 
 
 def test_cli_sweep_json_then_restore(env, client, experiment, capsys):
@@ -183,4 +186,4 @@ def test_cli_restore_rejects_a_bad_window(env, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["restore", "--since", "-3"])
     assert exit_info.value.code == 2
-    assert "must be more than 0 hours" in capsys.readouterr().err
+    assert "must be more than 0 and at most 87600 hours" in capsys.readouterr().err

@@ -257,3 +257,33 @@ def test_scheduled_summary_without_webhook_logs_the_card(app_env, experiment, ca
     # It does not claim a post that never happened.
     (line,) = [m for m in messages if m.startswith("scheduled_summary: ")]
     assert line.endswith("card only log (GOVERNANCE_TEAMS_WEBHOOK_URL is not set)")
+
+
+def test_one_experiment_answering_5xx_is_reported_and_the_others_summarised(mlflow_server, client):
+    import uuid
+
+    from shared.errors import TrackingUnavailable
+    from tests.fault_proxy import fail_all_run_searches, fail_run_search_of, fault_proxy
+
+    prefix = f"sum-{uuid.uuid4().hex[:8]}"
+    good = client.create_experiment(f"{prefix}-good")
+    bad = client.create_experiment(f"{prefix}-bad")
+    make_run(client, good, ended_hours_ago=1)
+    make_run(client, bad, ended_hours_ago=1)
+    now = datetime.now(UTC)
+
+    with fault_proxy(mlflow_server.uri, fail_run_search_of(bad)) as (uri, hits):
+        result = summarize(MlflowGateway(uri), settings(uri, experiments=f"{prefix}-*"), now)
+
+    assert hits
+    assert result.summary.totals["Runs finished"] == 1
+    (failed,) = [r for r in result.report.records if r.outcome == "failed"]
+    assert failed.experiment == f"{prefix}-bad"
+    assert "unavailable" in failed.reason
+
+    # Every experiment failing means the server is down: the summary raises.
+    with (
+        fault_proxy(mlflow_server.uri, fail_all_run_searches) as (uri, _),
+        pytest.raises(TrackingUnavailable),
+    ):
+        summarize(MlflowGateway(uri), settings(uri, experiments=f"{prefix}-*"), now)

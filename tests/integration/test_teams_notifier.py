@@ -101,8 +101,11 @@ def test_500_is_retried_with_jittered_exponential_backoff(httpserver: HTTPServer
     assert delivery.attempts == 4
     assert len(fake.sleeps) == 3
     for sleep, ceiling in zip(fake.sleeps, (1.0, 2.0, 4.0), strict=True):
-        assert ceiling / 2 <= sleep <= ceiling  # exponential, half of it random
+        assert ceiling / 2 <= sleep < ceiling  # exponential, half of it random
     assert len(set(fake.sleeps)) == 3
+    # "Equal jitter" from the notifier's seeded rng: half the ceiling, plus a random half.
+    rng = random.Random(7)  # noqa: S311 (the same seed as `notifier`)
+    assert fake.sleeps == [c / 2 + rng.uniform(0, c / 2) for c in (1.0, 2.0, 4.0)]
 
 
 def test_400_is_not_retried(httpserver: HTTPServer, url: str) -> None:

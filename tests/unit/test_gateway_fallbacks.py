@@ -15,6 +15,13 @@ class Refused(Exception):
     error_code = "INVALID_PARAMETER_VALUE"
 
 
+class Unsupported(Exception):
+    """How a registry without the alias endpoint answers (not INVALID_PARAMETER_VALUE, which
+    MLflow uses for an invalid alias name)."""
+
+    error_code = "ENDPOINT_NOT_FOUND"
+
+
 class Page(list):
     token = None
 
@@ -78,10 +85,10 @@ class NoAliasClient:
         }
 
     def set_registered_model_alias(self, name, alias, version):
-        raise Refused("aliases are not supported")
+        raise Unsupported("aliases are not supported")
 
     def get_model_version_by_alias(self, name, alias):
-        raise Refused("aliases are not supported")
+        raise Unsupported("aliases are not supported")
 
     def search_model_versions(self, filter_string=None, max_results=None, page_token=None):
         return Page(
