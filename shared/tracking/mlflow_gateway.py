@@ -11,6 +11,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -509,17 +510,32 @@ class MlflowGateway:
         except Exception as exc:
             if _error_code(exc) not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
                 raise self._translate("create_registered_model", exc, None) from exc
-        mv = self._call(
-            "create_model_version",
-            self._client.create_model_version,
-            name=name,
-            source=source.source,
-            run_id=run_id,
-            tags=dict(tags),
-            model_id=source.model_id,
-            await_creation_for=AWAIT_CREATION_S,
-        )
+        with self._as_process_uri(source):
+            mv = self._call(
+                "create_model_version",
+                self._client.create_model_version,
+                name=name,
+                source=source.source,
+                run_id=run_id,
+                tags=dict(tags),
+                model_id=source.model_id,
+                await_creation_for=AWAIT_CREATION_S,
+            )
         return _map_version(mv)
+
+    def _as_process_uri(self, source: ModelSource) -> AbstractContextManager[object]:
+        """This gateway's URI as the process-wide one while a LoggedModel is registered.
+
+        A local registry (an embedded SQLite store) resolves `models:/<id>` through the
+        process-wide tracking URI, not the client's: elsewhere that is "Logged model not
+        found" (and a default store created in the working directory). A server resolves
+        the source itself, so only local URIs need it.
+        """
+        if source.model_id is None or self._uri.startswith(("http://", "https://", "azureml:")):
+            return nullcontext()
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+        return _use_tracking_uri(self._uri)
 
     def delete_model_version(self, name: str, version: str) -> None:
         try:

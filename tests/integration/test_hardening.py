@@ -262,7 +262,9 @@ def test_all_tags_for_a_run_are_written_in_one_log_batch(mlflow_server, client, 
         cleanup_statuses="",
     )
 
-    report = sweep(MlflowGateway(mlflow_server.uri, client=counting), the_settings, datetime.now(UTC))
+    report = sweep(
+        MlflowGateway(mlflow_server.uri, client=counting), the_settings, datetime.now(UTC)
+    )
 
     assert report.counts()["applied"] == 2
     assert counting.single_tags == []
@@ -398,9 +400,7 @@ def test_sweep_counts_promotions_per_experiment(mlflow_server, client):
 # -- 8. a per-experiment policy file, end to end ---------------------------------------------
 
 
-def test_policy_file_overrides_apply_per_experiment_in_one_sweep(
-    env, client, capsys, tmp_path
-):
+def test_policy_file_overrides_apply_per_experiment_in_one_sweep(env, client, capsys, tmp_path):
     prefix = f"pf-{uuid.uuid4().hex[:8]}"
     strict, lax = f"{prefix}-prod", f"{prefix}-scratch"
     ids = {name: client.create_experiment(name) for name in (strict, lax)}
@@ -446,7 +446,9 @@ def test_policy_file_overrides_apply_per_experiment_in_one_sweep(
 # -- 12. an MLflow 2 style model folder, logged as run artifacts, is registered ---------------
 
 
-def test_pyfunc_model_folder_logged_as_artifacts_is_promoted(env, client, experiment, mlflow_server):
+def test_pyfunc_model_folder_logged_as_artifacts_is_promoted(
+    env, client, experiment, mlflow_server
+):
     import mlflow.pyfunc
 
     class Echo(mlflow.pyfunc.PythonModel):
