@@ -23,6 +23,9 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 # MLflow prints a "View run" link on stdout when a run ends; tests read stdout as JSON.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+# No telemetry from tests: its background thread unsets _MLFLOW_TELEMETRY_SESSION_ID while
+# requests iterates os.environ, which fails a request with KeyError now and then.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def free_port() -> int:
@@ -102,3 +105,24 @@ def experiment(client) -> tuple[str, str]:
     """A fresh experiment (id, name) per test, so tests never see each other's runs."""
     name = f"exp-{uuid.uuid4().hex[:10]}"
     return client.create_experiment(name), name
+
+
+@pytest.fixture
+def app_env(monkeypatch, mlflow_server, experiment):
+    """The environment the CLI and the functions read: the test server and this test's
+    experiment in scope, no other governance setting; the app's cached services are
+    rebuilt from it (cleared before and after)."""
+    from shared.bootstrap import get_channel, get_gateway
+    from shared.settings import get_settings
+
+    for key in list(os.environ):
+        if key.startswith("GOVERNANCE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", experiment[1])
+    caches = (get_settings, get_gateway, get_channel)
+    for cache in caches:
+        cache.cache_clear()
+    yield monkeypatch
+    for cache in caches:
+        cache.cache_clear()

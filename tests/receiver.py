@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,24 +127,8 @@ def receiver_fixture(
 
 
 @pytest.fixture(name="app_env")
-def app_env_fixture(
-    monkeypatch: pytest.MonkeyPatch, mlflow_server: Any, experiment: tuple[str, str]
-) -> Iterator[pytest.MonkeyPatch]:
-    """The app's environment: the test server, the test's experiment in scope, promotion on
-    `auc` >= 0.5, no webhook; the cached settings, gateway and channel cleared around it."""
-    from shared.bootstrap import get_channel, get_gateway
-    from shared.settings import get_settings
-
-    for key in list(os.environ):
-        if key.startswith("GOVERNANCE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
-    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", experiment[1])
-    monkeypatch.setenv("GOVERNANCE_PROMOTION_METRIC", "auc")
-    monkeypatch.setenv("GOVERNANCE_PROMOTION_THRESHOLD", "0.5")
-    caches = (get_settings, get_gateway, get_channel)
-    for cache in caches:
-        cache.cache_clear()
-    yield monkeypatch
-    for cache in caches:
-        cache.cache_clear()
+def app_env_fixture(app_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The suite's `app_env`, with promotion on `auc` >= 0.5 and no webhook."""
+    app_env.setenv("GOVERNANCE_PROMOTION_METRIC", "auc")
+    app_env.setenv("GOVERNANCE_PROMOTION_THRESHOLD", "0.5")
+    return app_env

@@ -39,6 +39,8 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    # An unattended governance job sends no usage telemetry of MLflow's unless asked to.
+    "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 # How long create_model_version waits for a version to leave PENDING_REGISTRATION: an
 # invocation must answer Event Grid within 30 s; a version still pending is usable anyway.

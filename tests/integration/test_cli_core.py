@@ -12,18 +12,12 @@ from tests.support import make_run
 
 
 @pytest.fixture
-def env(monkeypatch, mlflow_server, experiment):
+def env(app_env):
     """The process environment the CLI reads: the test server and one experiment in scope."""
-    for key in list(__import__("os").environ):
-        if key.startswith("GOVERNANCE_"):
-            monkeypatch.delenv(key)
-    _, name = experiment
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
-    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", name)
-    monkeypatch.setenv("GOVERNANCE_REQUIRED_TAGS", "owner,dataset_version")
-    monkeypatch.setenv("GOVERNANCE_TAG_DEFAULTS", '{"owner": "{user}"}')
-    monkeypatch.setenv("GOVERNANCE_CLEANUP_STATUSES", "")
-    return monkeypatch
+    app_env.setenv("GOVERNANCE_REQUIRED_TAGS", "owner,dataset_version")
+    app_env.setenv("GOVERNANCE_TAG_DEFAULTS", '{"owner": "{user}"}')
+    app_env.setenv("GOVERNANCE_CLEANUP_STATUSES", "")
+    return app_env
 
 
 def sweep_json(capsys, *flags: str) -> tuple[int, dict]:

@@ -181,6 +181,7 @@ def test_http_defaults_fit_event_grid_unless_the_user_set_them(monkeypatch):
     MlflowGateway(f"http://127.0.0.1:{free_port()}")
 
     from mlflow.environment_variables import (
+        MLFLOW_DISABLE_TELEMETRY,
         MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
         MLFLOW_HTTP_REQUEST_MAX_RETRIES,
         MLFLOW_HTTP_REQUEST_TIMEOUT,
@@ -190,6 +191,7 @@ def test_http_defaults_fit_event_grid_unless_the_user_set_them(monkeypatch):
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 42
     assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 2
     assert MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == 1
+    assert MLFLOW_DISABLE_TELEMETRY.get() is True
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT")
     MlflowGateway(f"http://127.0.0.1:{free_port()}")
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 10

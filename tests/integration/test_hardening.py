@@ -7,7 +7,6 @@ real MLflow server, or from a gateway (or MlflowClient) subclass that fails one 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import threading
 import uuid
@@ -91,17 +90,9 @@ def _clear_caches() -> None:
 
 
 @pytest.fixture
-def env(monkeypatch, mlflow_server, experiment):
+def env(app_env):
     """The process environment the CLI and the functions read: the test server, one experiment."""
-    for key in list(os.environ):
-        if key.startswith("GOVERNANCE_"):
-            monkeypatch.delenv(key)
-    _, name = experiment
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
-    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", name)
-    _clear_caches()
-    yield monkeypatch
-    _clear_caches()
+    return app_env
 
 
 def _on_run_event():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from datetime import UTC, datetime
 
@@ -256,19 +255,11 @@ def test_unreachable_server_raises_unavailable_before_changing_anything(mlflow_s
 
 
 @pytest.fixture
-def env(monkeypatch, mlflow_server, experiment):
+def env(app_env):
     """The process environment the CLI and the function read: the test server, promotion on."""
-    for key in list(os.environ):
-        if key.startswith("GOVERNANCE_"):
-            monkeypatch.delenv(key)
-    _, name = experiment
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
-    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", name)
-    monkeypatch.setenv("GOVERNANCE_PROMOTION_METRIC", "auc_roc")
-    monkeypatch.setenv("GOVERNANCE_PROMOTION_THRESHOLD", "0.8")
-    _clear_caches()
-    yield monkeypatch
-    _clear_caches()
+    app_env.setenv("GOVERNANCE_PROMOTION_METRIC", "auc_roc")
+    app_env.setenv("GOVERNANCE_PROMOTION_THRESHOLD", "0.8")
+    return app_env
 
 
 def _clear_caches():

@@ -17,9 +17,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from shared import tags as T
-from shared.bootstrap import get_channel, get_gateway
 from shared.cli import main
-from shared.settings import get_settings
 from tests.support import make_run
 
 pytestmark = pytest.mark.integration
@@ -27,25 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def env(monkeypatch, mlflow_server, experiment):
+def env(app_env):
     """The process environment of the app: the test server, one experiment in scope."""
-    for key in list(os.environ):
-        if key.startswith("GOVERNANCE_"):
-            monkeypatch.delenv(key)
-    _, name = experiment
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
-    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", name)
-    monkeypatch.setenv("GOVERNANCE_CLEANUP_STATUSES", "FAILED")
-    monkeypatch.setenv("GOVERNANCE_SWEEP_SCHEDULE", "0 */30 * * * *")
-    _clear_caches()
-    yield monkeypatch
-    _clear_caches()
-
-
-def _clear_caches():
-    # The app's cached services, rebuilt from the environment above on first use.
-    for cached in (get_settings, get_gateway, get_channel):
-        cached.cache_clear()
+    app_env.setenv("GOVERNANCE_CLEANUP_STATUSES", "FAILED")
+    app_env.setenv("GOVERNANCE_SWEEP_SCHEDULE", "0 */30 * * * *")
+    return app_env
 
 
 def deleted(client, run_id):
