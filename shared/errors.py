@@ -33,15 +33,23 @@ class InvalidEvent(GovernanceError):
 
 
 class TrackingError(GovernanceError):
-    """The tracking server refused one request (permanent for that request)."""
+    """The tracking server refused one request (permanent for that request).
+
+    `code` is MLflow's error code when the server gave one (`PERMISSION_DENIED`, ...).
+    """
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RunNotFound(TrackingError):
     """The run does not exist (or is not visible to this identity)."""
 
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} not found")
+    def __init__(self, run_id: str, why: str = "run no longer exists") -> None:
+        super().__init__(f"run {run_id} not found: {why}")
         self.run_id = run_id
+        self.why = why
 
 
 class TrackingUnavailable(GovernanceError):

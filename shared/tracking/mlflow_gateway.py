@@ -214,7 +214,7 @@ class MlflowGateway:
             return TrackingUnavailable(f"tracking server unavailable during {what}: {exc}")
         if run_id is not None and _error_code(exc) in _NOT_FOUND_CODES:
             return RunNotFound(run_id)
-        return TrackingError(f"{what} failed: {exc}")
+        return TrackingError(f"{what} failed: {exc}", code=_error_code(exc))
 
     # -- experiments and runs -----------------------------------------------------------
 
@@ -245,7 +245,14 @@ class MlflowGateway:
         return Experiment(experiment_id=str(exp.experiment_id), name=exp.name)
 
     def get_run(self, run_id: str) -> Run:
-        return _map_run(self._call("get_run", self._client.get_run, run_id, for_run=run_id))
+        try:
+            raw = self._call("get_run", self._client.get_run, run_id, for_run=run_id)
+        except TrackingError as exc:
+            # The only parameter is the id: a server that calls it invalid holds no such run.
+            if exc.code == "INVALID_PARAMETER_VALUE":
+                raise RunNotFound(run_id, "not a valid run id on this server") from exc
+            raise
+        return _map_run(raw)
 
     def _server_filter(self, query: RunQuery, status: str | None) -> str:
         clauses: list[str] = []

@@ -13,6 +13,7 @@ failed delivery is tried again by a redelivered event instead of being lost.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -32,6 +33,10 @@ POLICY = "run-event"
 FAILURE_TOPIC = "run-failed"
 READ_RUN = "read-run"
 _FAILED = frozenset({"FAILED", "KILLED"})
+# Refusals that a new deployment's role assignment cures within minutes: worth a redelivery.
+# Any other permanent refusal would only make Event Grid retry a poison event for a day.
+_REDELIVER_CODES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED", "UNAUTHORIZED"})
+_HTTP_AUTH = re.compile(r"\b(401|403)\b")
 
 
 def _record(
@@ -42,6 +47,7 @@ def _record(
     experiment: str = "",
     run: Run | None = None,
     action: str = READ_RUN,
+    code: str = "",
 ) -> Record:
     """A decision about the event itself (no policy ran): skipped, or failed to read
     (`action` names what could not be read)."""
@@ -53,7 +59,11 @@ def _record(
         action=action if failed else "skip",
         outcome="failed" if failed else "skipped",
         reason=reason,
-        details={"event_id": event.event_id or "", "event_type": event.event_type},
+        details={
+            "event_id": event.event_id or "",
+            "event_type": event.event_type,
+            **({"error_code": code} if code else {}),
+        },
         run_name=run.run_name if run else "",
     )
 
@@ -99,10 +109,10 @@ def handle_event(
         return [_record(event, f"ignored: {event.reason}")]
     try:
         run = gateway.get_run(event.run_id)
-    except RunNotFound:
-        return [_record(event, "run no longer exists")]
+    except RunNotFound as exc:
+        return [_record(event, exc.why)]
     except TrackingError as exc:
-        return [_record(event, f"cannot read the run: {exc}", failed=True)]
+        return [_record(event, f"cannot read the run: {exc}", failed=True, code=exc.code)]
     if run.deleted:
         return [_record(event, "run was deleted", run=run)]
     try:
@@ -151,10 +161,16 @@ def handle_events(
 
 
 def raise_for_redelivery(report: Report) -> None:
-    """Raise when a run could not be read for a reason other than being gone or the server
-    being down (401/403 while a new deployment's role assignment propagates): Event Grid
-    then redelivers the event, where dropping it would lose the run's governance for good.
+    """Raise when a run could not be read because access was refused (401/403, as while a
+    new deployment's role assignment propagates): Event Grid then redelivers the event, where
+    dropping it would lose the run's governance for good. Other refusals are recorded only.
     """
-    unread = [r for r in report.records if r.action == READ_RUN and r.outcome == "failed"]
+    unread = [
+        r
+        for r in report.records
+        if r.action == READ_RUN
+        and r.outcome == "failed"
+        and (r.details.get("error_code", "") in _REDELIVER_CODES or _HTTP_AUTH.search(r.reason))
+    ]
     if unread:
         raise TrackingError("; ".join(f"run {r.run_id}: {r.reason}" for r in unread))

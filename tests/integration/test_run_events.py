@@ -17,6 +17,7 @@ import pytest
 
 from shared.bootstrap import get_channel, get_gateway
 from shared.cli import main
+from shared.engine.report import Record
 from shared.errors import TrackingError, TrackingUnavailable
 from shared.events import parse_event
 from shared.notify.sinks import Channel, MemoryCardSink
@@ -401,6 +402,44 @@ def test_function_drops_a_malformed_event_without_raising(env, caplog):
         _function()(_event_grid(event))
 
     assert f"on_run_event {event['id']} dropped (malformed, not retried): data.runId" in caplog.text
+
+
+def test_function_drops_an_event_whose_run_id_the_server_rejects(env, caplog):
+    """An id MLflow calls invalid is a poison event: skipped, never redelivered for a day."""
+    event = run_event("not a valid id!")
+
+    with caplog.at_level(logging.INFO, logger="functions.run_events"):
+        _function()(_event_grid(event))
+
+    assert f"on_run_event {event['id']}: handle-event: 1 decisions: 0 applied" in caplog.text
+    report = handle(get_gateway(), get_settings(), event)
+    (record,) = report.records
+    assert (record.outcome, record.reason) == ("skipped", "not a valid run id on this server")
+
+
+def test_a_refusal_other_than_access_is_recorded_not_redelivered():
+    from shared.engine.report import Report
+    from shared.usecases.run_event import raise_for_redelivery
+
+    def unread(reason, code):
+        record = Record(
+            policy="run-event",
+            run_id="r",
+            experiment="e",
+            action="read-run",
+            outcome="failed",
+            reason=reason,
+            details={"error_code": code} if code else {},
+        )
+        report = Report(command="handle-event", dry_run=False)
+        report.add(record)
+        return report
+
+    raise_for_redelivery(unread("cannot read the run: BAD_REQUEST: nope", "BAD_REQUEST"))
+    with pytest.raises(TrackingError):
+        raise_for_redelivery(unread("cannot read the run: denied", "PERMISSION_DENIED"))
+    with pytest.raises(TrackingError):
+        raise_for_redelivery(unread("failed with error code 403 != 200", ""))
 
 
 def test_function_raises_when_the_server_is_down_so_event_grid_redelivers(env):
