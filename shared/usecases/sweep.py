@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
+from shared import tags as T
 from shared.engine.actions import Action
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
@@ -24,6 +25,7 @@ from shared.usecases.cleanup import cleanup
 from shared.usecases.outage import Outage
 from shared.usecases.tally import SweepTally
 
+_ALERT_STATUSES = frozenset({"FAILED", "KILLED"})
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]
@@ -56,8 +58,14 @@ def catch_up(
     *,
     defer: Callable[[Action], bool] | None = None,
 ) -> Iterator[Record]:
-    """Run policies over runs of one experiment that finished within the catch-up window."""
+    """Run policies over runs of one experiment that finished within the catch-up window.
+
+    A failed or killed run whose failure notice never went out (its event was missed, or a
+    canceled run sent none) gets one here; in dry run nothing marks it notified, so the
+    sweep leaves alerts to the events rather than repeating one every sweep.
+    """
     from shared.usecases.govern import govern_run
+    from shared.usecases.run_event import failure_notice
 
     query = RunQuery(
         experiment_id=experiment.experiment_id,
@@ -69,6 +77,12 @@ def catch_up(
             continue
         examined += 1
         yield from govern_run(run, experiment, settings, executor, now, defer=defer)
+        if (
+            run.status in _ALERT_STATUSES
+            and T.FAILURE_NOTIFIED_AT not in run.tags
+            and not settings.dry_run
+        ):
+            yield executor.apply_one(failure_notice(run, experiment, gateway))
         if progress is not None:
             progress(experiment.name, examined)
 

@@ -51,7 +51,10 @@ def test_timer_runs_the_sweep(env, client, experiment, caplog, past_due):
     assert not deleted(client, young)
     lines = [r.getMessage() for r in caplog.records if r.name == "functions.scheduled_sweep"]
     assert lines[-1].startswith("scheduled_sweep: sweep: ")
-    assert "1 applied" in lines[-1]
+    # The old run deleted; the young one's missed failure notice sent, then the run marked.
+    assert "3 applied" in lines[-1]
+    assert any(f"notify run {young} " in line for line in lines)
+    assert "governance.failure_notified_at" in client.get_run(young).data.tags
     assert any("past due" in line for line in lines) is past_due
 
 
@@ -72,6 +75,32 @@ def test_timer_in_dry_run_logs_each_planned_action_and_changes_nothing(
     assert any(
         line.startswith(f"planned cleanup-failed-runs delete-run run {old} ") for line in lines
     )
+
+
+def test_sweep_alerts_a_missed_failure_once_and_never_in_dry_run(env, client, experiment, caplog):
+    from functions.scheduled_sweep import scheduled_sweep
+
+    failed = make_run(client, experiment[0], status="KILLED", ended_hours_ago=1)
+    timer = scheduled_sweep.build().get_user_function()
+
+    env.setenv("GOVERNANCE_DRY_RUN", "true")
+    with caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
+        timer(TimerRequest(past_due=False))
+    assert f"notify run {failed} " not in caplog.text
+
+    env.setenv("GOVERNANCE_DRY_RUN", "false")
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+
+    def notices_in_one_sweep():
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
+            timer(TimerRequest(past_due=False))
+        return caplog.text.count(f"notify run {failed} ")
+
+    assert notices_in_one_sweep() == 1
+    assert notices_in_one_sweep() == 0  # marked after the first delivery: no repeat
 
 
 def test_timer_fails_when_the_server_is_down(env):
