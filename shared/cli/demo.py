@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     experiment_id = demo.create_experiment(uri, folder / "artifacts")
     demo.seed(uri, experiment_id, demo.PLAN, now)
 
-    _heading("2. The sweep, as the timer runs it: cleanup, then tags and promotion")
+    _heading("2. The sweep, as the timer runs it: cleanup, then tags, promotion and alerts")
     report = sweep(gateway, settings, now)
     codes.append(emit(report, args))
     _card(report, gateway, cards / "sweep.json", cap=settings.cleanup_max_runs)
