@@ -72,10 +72,6 @@ class RunEvent:
     experiment_name: str | None = None
     run_status: str | None = None  # as sent (case varies); only on RunStatusChanged
 
-    @property
-    def short_type(self) -> str:
-        return self.event_type.rsplit(".", 1)[-1]
-
 
 @dataclass(frozen=True, slots=True)
 class IgnoredEvent:

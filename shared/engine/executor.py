@@ -98,17 +98,13 @@ class Executor:
     def _record(
         action: Action, outcome: Outcome, reason: str, details: Mapping[str, str]
     ) -> Record:
-        return Record(
+        return Record.about(
+            action.target,
             policy=action.policy,
-            run_id=action.target.run_id,
-            experiment=action.target.experiment_name,
             action=action.kind,
             outcome=outcome,
             reason=reason,
             details=details,
-            run_name=action.target.run_name,
-            experiment_id=action.target.experiment_id,
-            user=action.target.user,
         )
 
 

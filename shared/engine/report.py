@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from shared.engine.actions import Target
+
 Outcome = Literal["applied", "planned", "skipped", "failed"]
 OUTCOMES: tuple[Outcome, ...] = ("applied", "planned", "skipped", "failed")
 
@@ -27,6 +29,31 @@ class Record:
     experiment_id: str = ""
     # The run's `mlflow.user`: cards group violations by owner.
     user: str = ""
+
+    @classmethod
+    def about(
+        cls,
+        target: Target,
+        *,
+        policy: str,
+        action: str,
+        outcome: Outcome,
+        reason: str,
+        details: Mapping[str, str] | None = None,
+    ) -> Record:
+        """A decision about one run, carrying what reports and cards show of it."""
+        return cls(
+            policy=policy,
+            run_id=target.run_id,
+            experiment=target.experiment_name,
+            action=action,
+            outcome=outcome,
+            reason=reason,
+            details=details or {},
+            run_name=target.run_name,
+            experiment_id=target.experiment_id,
+            user=target.user,
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {

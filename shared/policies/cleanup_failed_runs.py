@@ -72,13 +72,6 @@ def not_candidate(run: Run, policy: Policy, now: datetime) -> str | None:
     return None
 
 
-def is_candidate(run: Run, policy: Policy, now: datetime) -> bool:
-    """Matches the filter and is not spared by its tags: what the sweep-wide cap counts."""
-    if run.deleted:
-        return False
-    return not_candidate(run, policy, now) is None and spared_by_tag(run, policy) is None
-
-
 def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f}"
 

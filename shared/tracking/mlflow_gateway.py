@@ -207,6 +207,24 @@ class MlflowGateway:
         except Exception as exc:
             raise self._translate(what, exc, for_run) from exc
 
+    @staticmethod
+    def _pages(fn: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
+        """Every item of a paged MLflow search, page token by page token (errors as raised)."""
+        token: str | None = None
+        while True:
+            page = fn(page_token=token, **kwargs)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def _paged(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
+        """`_pages`, with MLflow's errors turned into the project's."""
+        try:
+            yield from self._pages(fn, **kwargs)
+        except Exception as exc:
+            raise self._translate(what, exc, None) from exc
+
     def _translate(self, what: str, exc: Exception, run_id: str | None) -> Exception:
         if isinstance(exc, TrackingError | TrackingUnavailable):
             return exc
@@ -219,19 +237,11 @@ class MlflowGateway:
     # -- experiments and runs -----------------------------------------------------------
 
     def iter_experiments(self) -> Iterator[Experiment]:
-        token: str | None = None
-        while True:
-            page = self._call(
-                "search_experiments",
-                self._client.search_experiments,
-                max_results=self.page_size,
-                page_token=token,
-            )
-            for exp in page:
-                yield Experiment(experiment_id=str(exp.experiment_id), name=exp.name)
-            token = page.token
-            if not token:
-                return
+        pages = self._paged(
+            "search_experiments", self._client.search_experiments, max_results=self.page_size
+        )
+        for exp in pages:
+            yield Experiment(experiment_id=str(exp.experiment_id), name=exp.name)
 
     def get_experiment(self, experiment_id: str) -> Experiment | None:
         try:
@@ -286,21 +296,15 @@ class MlflowGateway:
     def _search(self, experiment_id: str, filter_string: str, deleted: bool) -> Iterator[Any]:
         from mlflow.entities import ViewType
 
-        view = ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY
-        token: str | None = None
-        while True:
-            page = self._client.search_runs(
-                [experiment_id],
-                filter_string=filter_string,
-                run_view_type=view,
-                max_results=self.page_size,
-                order_by=["attributes.start_time DESC"],
-                page_token=token,
-            )
-            yield from page
-            token = page.token
-            if not token:
-                return
+        # Untranslated: `_iter_filtered` tells a refused filter from other errors by MLflow's code.
+        return self._pages(
+            self._client.search_runs,
+            experiment_ids=[experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY,
+            max_results=self.page_size,
+            order_by=["attributes.start_time DESC"],
+        )
 
     def iter_runs(self, query: RunQuery) -> Iterator[Run]:
         # One server query per status: MLflow has no IN on status. The client re-checks
@@ -423,39 +427,23 @@ class MlflowGateway:
         return self._walk_logged_models(run, name, by_name or "")
 
     def _walk_logged_models(self, run: Run, name: str, filter_string: str) -> list[str]:
-        found: list[str] = []
-        token: str | None = None
-        while True:
-            page = self._call(
-                "search_logged_models",
-                self._client.search_logged_models,
-                experiment_ids=[run.experiment_id],
-                filter_string=filter_string,
-                page_token=token,
-            )
-            # Checked here too: the filter may have been loosened (or ignored by the server).
-            found.extend(
-                m.model_id for m in page if m.source_run_id == run.run_id and m.name == name
-            )
-            token = page.token
-            if not token:
-                return found
+        models = self._paged(
+            "search_logged_models",
+            self._client.search_logged_models,
+            experiment_ids=[run.experiment_id],
+            filter_string=filter_string,
+        )
+        # Checked here too: the filter may have been loosened (or ignored by the server).
+        return [m.model_id for m in models if m.source_run_id == run.run_id and m.name == name]
 
     def _iter_versions(self, filter_string: str) -> Iterator[ModelVersion]:
-        token: str | None = None
-        while True:
-            page = self._call(
-                "search_model_versions",
-                self._client.search_model_versions,
-                filter_string=filter_string,
-                max_results=self.page_size,
-                page_token=token,
-            )
-            for mv in page:
-                yield _map_version(mv)
-            token = page.token
-            if not token:
-                return
+        versions = self._paged(
+            "search_model_versions",
+            self._client.search_model_versions,
+            filter_string=filter_string,
+            max_results=self.page_size,
+        )
+        return (_map_version(mv) for mv in versions)
 
     def run_has_model_versions(self, run_id: str) -> bool:
         by_run = _equals("run_id", run_id)

@@ -46,13 +46,11 @@ class Found:
     per_experiment: dict[str, int] = field(default_factory=dict)
 
 
-def _failed(experiment: Experiment, run: Run | None, reason: str) -> Record:
-    return Record(
+def _failed(experiment: Experiment, run: Run, reason: str) -> Record:
+    return Record.about(
+        Target.of(run, experiment.name),
         policy=NAME,
-        run_id=run.run_id if run else "",
-        run_name=run.run_name if run else "",
-        experiment=experiment.name,
-        action="delete-run" if run else "scan-experiment",
+        action="delete-run",
         outcome="failed",
         reason=reason,
     )
@@ -99,12 +97,7 @@ def count_candidates(
                     kept.append(Candidate(run, experiment, policy))
         except (TrackingError, TrackingUnavailable) as exc:
             # Its candidates are dropped: nothing is deleted in an experiment not fully read.
-            log.warning("cleanup scan of experiment %s failed: %s", experiment.name, exc)
-            if isinstance(exc, TrackingUnavailable):
-                outage.failed(experiment, exc)
-            else:
-                outage.ok(experiment)
-            report.add(_failed(experiment, None, f"cleanup scan failed: {exc}"))
+            report.add(outage.experiment_failed(experiment, "cleanup scan", exc, policy=NAME))
             counts.failed += 1
             continue
         outage.ok(experiment)

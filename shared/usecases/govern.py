@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from shared.engine.actions import Action, SetRunTags
+from shared.engine.actions import Action, SetRunTags, Target
 from shared.engine.executor import Executor
 from shared.engine.report import Record
 from shared.errors import TrackingError
@@ -21,16 +21,12 @@ log = logging.getLogger(__name__)
 
 def policy_failed(policy: str, run: Run, experiment: Experiment, exc: TrackingError) -> Record:
     """A policy could not decide about the run: the server refused a lookup it needs."""
-    return Record(
+    return Record.about(
+        Target.of(run, experiment.name),
         policy=policy,
-        run_id=run.run_id,
-        experiment=experiment.name,
         action="evaluate",
         outcome="failed",
         reason=f"could not decide: {exc}",
-        run_name=run.run_name,
-        experiment_id=run.experiment_id,
-        user=run.user,
     )
 
 

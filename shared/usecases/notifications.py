@@ -118,16 +118,12 @@ def mark_notified(report: Report, gateway: TrackingGateway, delivery: Delivery |
             # Unmarked, a redelivered event alerts once more: better than no alert.
             log.warning("run %s not marked notified: %s", record.run_id, exc)
             report.add(
-                Record(
+                Record.about(
+                    action.target,
                     policy=MARK_POLICY,
-                    run_id=record.run_id,
-                    experiment=record.experiment,
                     action=action.kind,
                     outcome="failed",
                     reason=f"{action.reason}; not marked: {exc}",
-                    run_name=record.run_name,
-                    experiment_id=record.experiment_id,
-                    user=record.user,
                 )
             )
 

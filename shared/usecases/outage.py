@@ -8,10 +8,28 @@ answered for none, is the server taken to be down and the invocation failed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from shared.errors import TrackingUnavailable
+from shared.engine.report import Record
+from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment
+
+log = logging.getLogger(__name__)
+
+
+def scan_failed(
+    experiment: Experiment, what: str, exc: Exception, *, policy: str = "sweep"
+) -> Record:
+    """A whole experiment could not be walked (its runs are then left alone this time)."""
+    return Record(
+        policy=policy,
+        run_id="",
+        experiment=experiment.name,
+        action="scan-experiment",
+        outcome="failed",
+        reason=f"{what} failed: {exc}",
+    )
 
 
 class Outage:
@@ -27,6 +45,26 @@ class Outage:
 
     def failed(self, experiment: Experiment, exc: TrackingUnavailable) -> None:
         self.unavailable.setdefault(experiment.name, exc)
+
+    def experiment_failed(
+        self,
+        experiment: Experiment,
+        what: str,
+        exc: TrackingError | TrackingUnavailable,
+        *,
+        policy: str = "sweep",
+    ) -> Record:
+        """Note why `experiment` could not be walked; returns the record that reports it.
+
+        A refusal (`TrackingError`) is an answer: the server is up. Only `TrackingUnavailable`
+        counts towards taking the server for down.
+        """
+        log.warning("%s of experiment %s failed: %s", what, experiment.name, exc)
+        if isinstance(exc, TrackingUnavailable):
+            self.failed(experiment, exc)
+        else:
+            self.ok(experiment)
+        return scan_failed(experiment, what, exc, policy=policy)
 
     def raise_if_down(self, experiments: Sequence[Experiment]) -> None:
         """Raise when every experiment in scope met `TrackingUnavailable` and none was answered.

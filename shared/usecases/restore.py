@@ -10,7 +10,6 @@ is held is one small action per run to restore, as the report holds one record p
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 
 from shared import tags as T
@@ -22,9 +21,7 @@ from shared.model import Run
 from shared.settings import Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway
 from shared.usecases.outage import Outage
-from shared.usecases.sweep import experiments_in_scope, scan_failed
-
-log = logging.getLogger(__name__)
+from shared.usecases.sweep import experiments_in_scope
 
 POLICY = "restore"
 
@@ -82,11 +79,8 @@ def restore(
                     break
         except (TrackingError, TrackingUnavailable) as exc:
             # Nothing of a half-listed experiment is restored: rerunning restore finishes it.
-            log.warning("restore in experiment %s failed: %s", experiment.name, exc)
-            report.add(scan_failed(experiment, "restoring deleted runs", exc))
-            if isinstance(exc, TrackingUnavailable):
-                outage.failed(experiment, exc)
-                continue
+            report.add(outage.experiment_failed(experiment, "restoring deleted runs", exc))
+            continue
         outage.ok(experiment)
         if unsupported is not None:
             # The server cannot restore at all: trying every other run would say it again.

@@ -7,7 +7,6 @@ that visibly did not complete. Runs are streamed page by page; only counts are k
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,9 +21,7 @@ from shared.notify.notices import ExperimentActivity, FailedAction, PromotionNot
 from shared.settings import Policy, Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway
 from shared.usecases.outage import Outage
-from shared.usecases.sweep import experiments_in_scope, scan_failed
-
-log = logging.getLogger(__name__)
+from shared.usecases.sweep import experiments_in_scope
 
 TOTAL_LABELS = {
     "finished": "Runs finished",
@@ -229,12 +226,7 @@ def summarize(
             outage.ok(experiment)
         except (TrackingError, TrackingUnavailable) as exc:
             # One experiment's 5xx is reported; only a server down for all of them raises.
-            if isinstance(exc, TrackingUnavailable):
-                outage.failed(experiment, exc)
-            else:
-                outage.ok(experiment)
-            log.warning("summary of experiment %s failed: %s", experiment.name, exc)
-            report.add(scan_failed(experiment, "summary", exc))
+            report.add(outage.experiment_failed(experiment, "summary", exc))
             counts = _Counts(failed_actions=1)
             counts.failures.append(
                 FailedAction(experiment.name, "", "(whole experiment)", "summary", str(exc))

@@ -8,7 +8,6 @@ experiments cannot be listed, or when every experiment in scope met `TrackingUna
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -26,7 +25,6 @@ from shared.usecases.outage import Outage
 from shared.usecases.tally import SweepTally
 
 _ALERT_STATUSES = frozenset({"FAILED", "KILLED"})
-log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], None]
 
@@ -35,17 +33,6 @@ def experiments_in_scope(gateway: TrackingGateway, settings: Settings) -> Iterat
     for experiment in gateway.iter_experiments():
         if settings.in_scope(experiment.name):
             yield experiment
-
-
-def scan_failed(experiment: Experiment, what: str, exc: Exception) -> Record:
-    return Record(
-        policy="sweep",
-        run_id="",
-        experiment=experiment.name,
-        action="scan-experiment",
-        outcome="failed",
-        reason=f"{what} failed: {exc}",
-    )
 
 
 def catch_up(
@@ -123,12 +110,9 @@ def sweep(
                 report.add(record)
                 tally.count(record)
         except (TrackingError, TrackingUnavailable) as exc:
-            log.warning("sweep of experiment %s failed: %s", experiment.name, exc)
-            report.add(scan_failed(experiment, "catch-up", exc))
+            report.add(outage.experiment_failed(experiment, "catch-up", exc))
             tally.count(report.records[-1])
-            if isinstance(exc, TrackingUnavailable):
-                outage.failed(experiment, exc)
-                continue
+            continue
         outage.ok(experiment)
     # Every experiment met a 5xx or no answer: the server is down, not one experiment.
     outage.raise_if_down(experiments)

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-import azure.functions as func
 import pytest
 from mlflow import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
@@ -36,7 +35,7 @@ from shared.settings import get_settings
 from shared.tracking.mlflow_gateway import MlflowGateway
 from shared.usecases.run_event import handle_events
 from shared.usecases.sweep import sweep
-from tests.event_samples import run_event
+from tests.event_samples import event_grid_event, on_run_event_function, run_event
 from tests.fault_proxy import INTERNAL_ERROR, Rule, _handler
 from tests.support import make_run, settings
 
@@ -95,24 +94,6 @@ def env(app_env):
     return app_env
 
 
-def _on_run_event():
-    from functions.run_events import on_run_event
-
-    return on_run_event.build().get_user_function()
-
-
-def _event_grid(event: dict) -> func.EventGridEvent:
-    return func.EventGridEvent(
-        id=event["id"],
-        data=event["data"],
-        topic=event["topic"],
-        subject=event["subject"],
-        event_type=event["eventType"],
-        event_time=datetime(2026, 11, 26, 8, 15, tzinfo=UTC),
-        data_version=event["dataVersion"],
-    )
-
-
 # -- 1. a 5xx from the tracking server is "unavailable": the invocation fails and is retried --
 
 # With MLFLOW_HTTP_REQUEST_MAX_RETRIES=0, 500/502/503/504 come back from MLflow's client as
@@ -145,7 +126,7 @@ def test_5xx_on_runs_get_fails_on_run_event_and_exits_1(
         env.setenv("MLFLOW_TRACKING_URI", proxy)
         _clear_caches()
         with pytest.raises(TrackingUnavailable, match="unavailable during get_run"):
-            _on_run_event()(_event_grid(event))
+            on_run_event_function()(event_grid_event(event))
 
         assert main(["handle-event", str(path), "--json"]) == 1
     captured = capsys.readouterr()
@@ -168,7 +149,7 @@ def test_5xx_html_page_on_the_artifact_listing_fails_the_promotion_event(
         _clear_caches()
         # Not a `failed` record that acknowledges the event: the promotion would be lost.
         with pytest.raises(TrackingUnavailable, match="list_artifacts"):
-            _on_run_event()(_event_grid(event))
+            on_run_event_function()(event_grid_event(event))
 
     assert client.search_model_versions(f"name = '{name}'") == []
 

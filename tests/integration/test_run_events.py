@@ -12,7 +12,6 @@ import logging
 import re
 from datetime import UTC, datetime
 
-import azure.functions as func
 import pytest
 
 from shared.bootstrap import get_channel, get_gateway
@@ -27,7 +26,7 @@ from shared.tracking.mlflow_gateway import MlflowGateway
 from shared.usecases.notifications import notify
 from shared.usecases.run_event import handle_events
 from tests.conftest import free_port
-from tests.event_samples import run_event
+from tests.event_samples import cloud_event, event_grid_event, on_run_event_function, run_event
 from tests.support import make_run, settings
 
 pytestmark = pytest.mark.integration
@@ -350,45 +349,15 @@ def test_cli_unreachable_server_exits_1(env, capsys, tmp_path):
 # -- the on_run_event function ------------------------------------------------------------
 
 
-def _event_grid(event: dict) -> func.EventGridEvent:
-    return func.EventGridEvent(
-        id=event["id"],
-        data=event["data"],
-        topic=event["topic"],
-        subject=event["subject"],
-        event_type=event["eventType"],
-        event_time=datetime(2026, 11, 26, 8, 15, tzinfo=UTC),
-        data_version=event["dataVersion"],
-    )
-
-
-def _cloud_event(event: dict) -> func.CloudEvent:
-    return func.CloudEvent(
-        id=event["id"],
-        source=event["source"],
-        type=event["type"],
-        specversion=event["specversion"],
-        time=datetime(2026, 11, 26, 9, 2, tzinfo=UTC),
-        subject=event["subject"],
-        data=event["data"],
-    )
-
-
-def _function():
-    from functions.run_events import on_run_event
-
-    return on_run_event.build().get_user_function()
-
-
 @pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
 def test_function_promotes_from_either_schema(env, client, experiment, caplog, schema):
     experiment_id, name = experiment
     run_id = make_run(client, experiment_id, metrics={"auc_roc": 0.91}, model=True)
     event = run_event(run_id, experiment_id, name, schema=schema)
-    build = _event_grid if schema == "eventgrid" else _cloud_event
+    build = event_grid_event if schema == "eventgrid" else cloud_event
 
     with caplog.at_level(logging.INFO, logger="functions.run_events"):
-        _function()(build(event))
+        on_run_event_function()(build(event))
 
     assert client.get_model_version_by_alias(name, "champion").run_id == run_id
     assert f"on_run_event {event['id']}: handle-event: 1 decisions: 1 applied" in caplog.text
@@ -399,7 +368,7 @@ def test_function_drops_a_malformed_event_without_raising(env, caplog):
     event["data"]["runId"] = 42
 
     with caplog.at_level(logging.ERROR, logger="functions.run_events"):
-        _function()(_event_grid(event))
+        on_run_event_function()(event_grid_event(event))
 
     assert f"on_run_event {event['id']} dropped (malformed, not retried): data.runId" in caplog.text
 
@@ -409,7 +378,7 @@ def test_function_drops_an_event_whose_run_id_the_server_rejects(env, caplog):
     event = run_event("not a valid id!")
 
     with caplog.at_level(logging.INFO, logger="functions.run_events"):
-        _function()(_event_grid(event))
+        on_run_event_function()(event_grid_event(event))
 
     assert f"on_run_event {event['id']}: handle-event: 1 decisions: 0 applied" in caplog.text
     report = handle(get_gateway(), get_settings(), event)
@@ -446,7 +415,7 @@ def test_function_raises_when_the_server_is_down_so_event_grid_redelivers(env):
     env.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     _clear_caches()
     with pytest.raises(TrackingUnavailable):
-        _function()(_cloud_event(run_event("r1", schema="cloudevents")))
+        on_run_event_function()(cloud_event(run_event("r1", schema="cloudevents")))
 
 
 # -- a tracking server that refuses this identity (403), as right after deployment -----
@@ -467,7 +436,7 @@ def test_function_raises_when_the_run_cannot_be_read_so_event_grid_redelivers(fo
     event = run_event("a" * 32, schema="cloudevents")
 
     with pytest.raises(TrackingError, match="identity lacks AzureML Data Scientist"):
-        _function()(_cloud_event(event))
+        on_run_event_function()(cloud_event(event))
 
     assert any(request.path.endswith("/runs/get") for request, _ in forbidding.log)
 

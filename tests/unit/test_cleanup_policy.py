@@ -10,7 +10,7 @@ from shared import tags as T
 from shared.engine.actions import DeleteRun, Skip
 from shared.model import Experiment, Run
 from shared.policies.base import RunContext
-from shared.policies.cleanup_failed_runs import CleanupFacts, evaluate, is_candidate
+from shared.policies.cleanup_failed_runs import CleanupFacts, evaluate
 from shared.settings import build_policy
 from tests.support import NOW
 
@@ -94,12 +94,3 @@ def test_deletion_carries_reason_and_time_tags():
     assert action.is_parent
     assert action.details["age_hours"] == "100.0"
     assert action.protect_tag == "governance.keep"
-
-
-def test_is_candidate_is_what_the_cap_counts():
-    policy = build_policy({"cleanup_statuses": "FAILED", "cleanup_after_hours": 72})
-    assert is_candidate(run(), policy, NOW)
-    assert not is_candidate(run(tags={"governance.keep": "true"}), policy, NOW)
-    assert not is_candidate(run(ended_hours_ago=1), policy, NOW)
-    off = build_policy({"cleanup_statuses": ""})
-    assert not is_candidate(run(), off, NOW)

@@ -31,7 +31,6 @@ def test_documented_cloudevents_sample_parses_with_its_status():
     event = parse_event(CLOUD_EVENT)
     assert isinstance(event, RunEvent)
     assert event.event_type == RUN_STATUS_CHANGED
-    assert event.short_type == "RunStatusChanged"
     assert (event.run_id, event.run_status) == ("brave_kite_q2w8e4r6t1", "Failed")
 
 
