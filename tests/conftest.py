@@ -74,8 +74,19 @@ def _wait_healthy(uri: str, process: subprocess.Popen[bytes], log: Path) -> None
     )
 
 
+INTEGRATION_DIRS = ("integration", "infra")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests under tests/integration and tests/infra are `integration`: they need the MLflow
+    server (or an installed tool), so `pytest -m "not integration"` runs in seconds."""
+    for item in items:
+        if any(part in INTEGRATION_DIRS for part in Path(str(item.path)).parts[-3:-1]):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+def _server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real MLflow tracking server with a model registry (SQLite, local artifacts)."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
@@ -91,6 +102,15 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         except subprocess.TimeoutExpired:
             process.kill()
         shutil.rmtree(root / "artifacts", ignore_errors=True)
+
+
+@pytest.fixture
+def mlflow_server(request: pytest.FixtureRequest, _server_process: MlflowServer) -> MlflowServer:
+    """The session's server; only `integration` tests may use it, so that
+    `pytest -m "not integration"` never starts one."""
+    if request.node.get_closest_marker("integration") is None:
+        pytest.fail("this test uses the MLflow server: mark it `integration`")
+    return _server_process
 
 
 @pytest.fixture

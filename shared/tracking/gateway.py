@@ -36,8 +36,8 @@ class ModelSource:
     model_id: str | None = None
 
 
-class TrackingGateway(Protocol):
-    """What mlgov needs of an MLflow tracking server and model registry.
+class TrackingReader(Protocol):
+    """The read-only half of the tracking port: what policies see (they never mutate).
 
     Implementations walk page tokens (iterators never load a whole experiment), map
     MLflow entities to `shared.model` values, and raise only the project's errors:
@@ -58,14 +58,6 @@ class TrackingGateway(Protocol):
 
     def iter_child_runs(self, experiment_id: str, parent_run_id: str) -> Iterator[Run]: ...
 
-    def set_run_tags(
-        self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()
-    ) -> None: ...
-
-    def delete_run(self, run_id: str) -> None: ...
-
-    def restore_run(self, run_id: str) -> None: ...
-
     # models
     def find_model_source(self, run: Run, artifact_path: str) -> ModelSource | None: ...
 
@@ -74,6 +66,21 @@ class TrackingGateway(Protocol):
     def find_model_versions(self, name: str, run_id: str) -> list[ModelVersion]: ...
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion | None: ...
+
+    # links
+    def run_url(self, run: Run) -> str | None: ...
+
+
+class TrackingGateway(TrackingReader, Protocol):
+    """The whole port: reads plus the mutations only the executor (and restore) may call."""
+
+    def set_run_tags(
+        self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()
+    ) -> None: ...
+
+    def delete_run(self, run_id: str) -> None: ...
+
+    def restore_run(self, run_id: str) -> None: ...
 
     def create_model_version(
         self, name: str, source: ModelSource, run_id: str, tags: Mapping[str, str]
@@ -88,6 +95,3 @@ class TrackingGateway(Protocol):
     def set_alias(self, name: str, alias: str, version: str) -> str:
         """Point `alias` at `version`; returns how ("alias", or the fallback used)."""
         ...
-
-    # links
-    def run_url(self, run: Run) -> str | None: ...
