@@ -49,6 +49,9 @@ param workspaceName string
 @description('Resource group of that workspace (same subscription; may differ from the app\'s).')
 param workspaceResourceGroupName string
 
+@description('More workspaces to govern from this deployment: comma-separated ARM ids (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.MachineLearningServices/workspaces/<name>), each possibly in another resource group or subscription. Empty: only the workspace above.')
+param additionalWorkspaceIds string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Names (empty: derived from the environment)
 // ---------------------------------------------------------------------------------------------
@@ -69,16 +72,17 @@ param systemTopicName string = ''
 // Hosting
 // ---------------------------------------------------------------------------------------------
 
-@description('Python version of the Flex Consumption runtime.')
+@description('Python version of the Flex Consumption runtime (the code needs 3.11+; azure-functions 1.x supports up to 3.12).')
 @allowed([
-  '3.10'
   '3.11'
   '3.12'
 ])
 param pythonVersion string = '3.11'
 
-@description('Most instances Flex Consumption scales out to (bounds the load on the tracking server).')
-@minValue(1)
+// 40 is Flex Consumption's documented lowest maximum (lower only in a regional preview, see
+// docs/deploy.md); 1000 its highest.
+@description('Most instances Flex Consumption scales out to (40-1000; bounds the load on the tracking servers).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
@@ -109,6 +113,16 @@ param keyVaultPurgeProtection bool = true
 
 @description('Create a blob container for Event Grid dead-letters and let the system topic write to it.')
 param enableDeadLetter bool = true
+
+// ---------------------------------------------------------------------------------------------
+// Governance events (CloudEvents out, azure-eventgrid)
+// ---------------------------------------------------------------------------------------------
+
+@description('Create an Event Grid custom topic (CloudEvents 1.0, Entra ID only) for governance events and let the app publish to it.')
+param enableGovernanceEventsTopic bool = false
+
+@description('GOVERNANCE_EVENTS_TOPIC_ENDPOINT of a topic that exists already (ignored when enableGovernanceEventsTopic is true); the app identity needs EventGrid Data Sender on it. Empty: no events.')
+param governanceEventsTopicEndpoint string = ''
 
 // ---------------------------------------------------------------------------------------------
 // Teams webhook (secret)
@@ -201,6 +215,9 @@ param governanceSummarySchedule string = '0 0 8 * * 1-5'
 @description('GOVERNANCE_POLICY_FILE: optional YAML of per-experiment overrides (path inside the deployed package).')
 param governancePolicyFile string = ''
 
+@description('GOVERNANCE_CONCURRENCY: at most this many tracking mutations in flight at once (per instance).')
+param governanceConcurrency string = '4'
+
 // ---------------------------------------------------------------------------------------------
 // Names and shared values
 // ---------------------------------------------------------------------------------------------
@@ -217,6 +234,9 @@ var deadLetterContainerName = enableDeadLetter ? 'eventgrid-deadletter' : ''
 var topicName = !empty(systemTopicName) ? systemTopicName : 'evgt-mlgov-${resourceToken}'
 var vaultName = !empty(keyVaultName) ? keyVaultName : 'kv-mlgov-${take(resourceToken, 12)}'
 var useTeamsWebhookSecret = !empty(teamsWebhookUrl) || teamsWebhookFromKeyVault
+// The sweep enqueues one message per workspace here; a queue trigger sweeps one workspace each.
+var sweepQueueName = 'mlgov-sweep'
+var additionalIds = empty(trim(additionalWorkspaceIds)) ? [] : split(replace(additionalWorkspaceIds, ' ', ''), ',')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
@@ -256,6 +276,9 @@ module storage 'modules/storage.bicep' = {
     skuName: storageSkuName
     deploymentContainerName: deploymentContainerName
     deadLetterContainerName: deadLetterContainerName
+    queueNames: [
+      sweepQueueName
+    ]
   }
 }
 
@@ -288,8 +311,20 @@ module appAccess 'modules/app-access.bicep' = {
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    deadLetterContainerName: deadLetterContainerName
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
+  }
+}
+
+module eventsTopic 'modules/events-topic.bicep' = if (enableGovernanceEventsTopic) {
+  name: 'mlgov-events-topic'
+  scope: rg
+  params: {
+    name: 'evgt-mlgov-events-${take(resourceToken, 13)}'
+    location: location
+    tags: tags
+    appPrincipalId: identity.outputs.principalId
   }
 }
 
@@ -313,7 +348,16 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     // Every setting mlgov reads. The timer schedules must exist or the host does not start.
     governanceSettings: {
+      // The tracking URI as the workspace reports it, so the app needs no management-plane call
+      // to start; the coordinates below let it resolve other workspaces, restore through
+      // azure-ai-ml and name the events' source.
       MLFLOW_TRACKING_URI: workspace.properties.mlFlowTrackingUri
+      AZURE_SUBSCRIPTION_ID: subscription().subscriptionId
+      AZURE_ML_WORKSPACE_RESOURCE_GROUP: workspaceResourceGroupName
+      AZURE_ML_WORKSPACE_NAME: workspaceName
+      // The estate, by ARM id (this workspace first); empty: this workspace alone, as before.
+      GOVERNANCE_WORKSPACES: empty(additionalIds) ? '' : join(concat([workspace.id], additionalIds), ',')
+      GOVERNANCE_EVENTS_TOPIC_ENDPOINT: enableGovernanceEventsTopic ? eventsTopic.outputs.endpoint : governanceEventsTopicEndpoint
       GOVERNANCE_DRY_RUN: governanceDryRun
       GOVERNANCE_EXPERIMENTS: governanceExperiments
       GOVERNANCE_CLEANUP_STATUSES: governanceCleanupEnabled ? governanceCleanupStatuses : ''
@@ -336,6 +380,7 @@ module functionApp 'modules/function-app.bicep' = {
       GOVERNANCE_SWEEP_SCHEDULE: governanceSweepSchedule
       GOVERNANCE_SUMMARY_SCHEDULE: governanceSummarySchedule
       GOVERNANCE_POLICY_FILE: governancePolicyFile
+      GOVERNANCE_CONCURRENCY: governanceConcurrency
     }
   }
   // Roles first: the host needs its storage role at start, the Key Vault reference its secret role.
@@ -350,6 +395,7 @@ module functionApp 'modules/function-app.bicep' = {
 
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_SUBSCRIPTION_ID string = subscription().subscriptionId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_ID string = functionApp.outputs.id
@@ -362,7 +408,10 @@ output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationIn
 output AZURE_ML_WORKSPACE_NAME string = workspaceName
 output AZURE_ML_WORKSPACE_RESOURCE_GROUP string = workspaceResourceGroupName
 output AZURE_ML_WORKSPACE_ID string = workspace.id
+output AZURE_ML_ADDITIONAL_WORKSPACE_IDS string = join(additionalIds, ',')
 output MLFLOW_TRACKING_URI string = workspace.properties.mlFlowTrackingUri
+output AZURE_STORAGE_SWEEP_QUEUE string = sweepQueueName
+output GOVERNANCE_EVENTS_TOPIC_ENDPOINT string = enableGovernanceEventsTopic ? eventsTopic.outputs.endpoint : governanceEventsTopicEndpoint
 output EVENTGRID_SYSTEM_TOPIC_NAME string = topicName
 output EVENTGRID_SYSTEM_TOPIC_RESOURCE_GROUP string = workspaceResourceGroupName
 output EVENTGRID_DEADLETTER_STORAGE_ID string = enableDeadLetter ? storage.outputs.id : ''

@@ -1,5 +1,5 @@
 # azd postdeploy hook (Windows): same steps as scripts/postdeploy.sh.
-# Subscribe on_run_event to the workspace's run events once the function exists.
+# Subscribe on_run_event to the run events of every governed workspace once the function exists.
 $ErrorActionPreference = 'Stop'
 $FunctionName = 'on_run_event'
 
@@ -11,8 +11,8 @@ if (-not $env:AZURE_FUNCTION_APP_NAME -and (Get-Command azd -ErrorAction Silentl
     }
 }
 
-$required = 'AZURE_RESOURCE_GROUP', 'AZURE_FUNCTION_APP_NAME', 'AZURE_FUNCTION_APP_ID',
-    'EVENTGRID_SYSTEM_TOPIC_NAME', 'EVENTGRID_SYSTEM_TOPIC_RESOURCE_GROUP'
+$required = 'AZURE_SUBSCRIPTION_ID', 'AZURE_RESOURCE_GROUP', 'AZURE_FUNCTION_APP_NAME', 'AZURE_FUNCTION_APP_ID',
+    'AZURE_ML_WORKSPACE_NAME', 'AZURE_ML_WORKSPACE_RESOURCE_GROUP', 'EVENTGRID_SYSTEM_TOPIC_NAME'
 $missing = $required | Where-Object { -not [Environment]::GetEnvironmentVariable($_) }
 if ($missing) {
     Write-Error "postdeploy: not set: $($missing -join ' ') (run 'azd provision' first)"
@@ -43,23 +43,29 @@ for ($attempt = 1; ; $attempt++) {
 
 $maxAttempts = if ($env:EVENTGRID_MAX_DELIVERY_ATTEMPTS) { $env:EVENTGRID_MAX_DELIVERY_ATTEMPTS } else { '30' }
 $ttl = if ($env:EVENTGRID_EVENT_TTL_MINUTES) { $env:EVENTGRID_EVENT_TTL_MINUTES } else { '1440' }
-$parameters = @(
-    "systemTopicName=$($env:EVENTGRID_SYSTEM_TOPIC_NAME)",
-    "functionAppId=$($env:AZURE_FUNCTION_APP_ID)",
-    "functionName=$FunctionName",
-    "maxDeliveryAttempts=$maxAttempts",
-    "eventTimeToLiveInMinutes=$ttl"
-)
-if ($env:EVENTGRID_DEADLETTER_STORAGE_ID -and $env:EVENTGRID_DEADLETTER_CONTAINER) {
-    $parameters += "deadLetterStorageAccountId=$($env:EVENTGRID_DEADLETTER_STORAGE_ID)"
-    $parameters += "deadLetterContainerName=$($env:EVENTGRID_DEADLETTER_CONTAINER)"
-}
-$envName = if ($env:AZURE_ENV_NAME) { $env:AZURE_ENV_NAME } else { 'default' }
-$deploymentName = 'mlgov-eventgrid-' + $envName.Substring(0, [Math]::Min(48, $envName.Length))
+. (Join-Path $PSScriptRoot 'post_common.ps1')
 
-Write-Host "postdeploy: subscribing $($env:AZURE_FUNCTION_APP_NAME)/$FunctionName to $($env:EVENTGRID_SYSTEM_TOPIC_NAME)"
-az deployment group create --resource-group $env:EVENTGRID_SYSTEM_TOPIC_RESOURCE_GROUP `
-    --name $deploymentName --template-file $template --parameters @parameters `
-    --query properties.outputs.endpointResourceId.value --output tsv
-if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
-Write-Host 'postdeploy: Event Grid subscription in place'
+foreach ($ws in (Get-Estate)) {
+    $topic = Get-WorkspaceTopic $ws
+    if (-not $topic.Existing) {
+        Write-Error "postdeploy: $($ws.Name) has no system topic yet; run scripts/postprovision.ps1 (azd provision) first"
+        exit 2
+    }
+    $parameters = @(
+        "systemTopicName=$($topic.Name)",
+        "functionAppId=$($env:AZURE_FUNCTION_APP_ID)",
+        "functionName=$FunctionName",
+        "maxDeliveryAttempts=$maxAttempts",
+        "eventTimeToLiveInMinutes=$ttl"
+    )
+    if ($env:EVENTGRID_DEADLETTER_STORAGE_ID -and $env:EVENTGRID_DEADLETTER_CONTAINER) {
+        $parameters += "deadLetterStorageAccountId=$($env:EVENTGRID_DEADLETTER_STORAGE_ID)"
+        $parameters += "deadLetterContainerName=$($env:EVENTGRID_DEADLETTER_CONTAINER)"
+    }
+    Write-Host "postdeploy: subscribing $($env:AZURE_FUNCTION_APP_NAME)/$FunctionName to $($topic.Name) ($($ws.Name))"
+    az deployment group create --subscription $ws.Subscription --resource-group $ws.ResourceGroup `
+        --name (Get-DeploymentName 'mlgov-eventgrid' $ws) --template-file $template --parameters @parameters `
+        --query properties.outputs.endpointResourceId.value --output tsv
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+}
+Write-Host 'postdeploy: Event Grid subscriptions in place'

@@ -1,11 +1,16 @@
 #!/bin/sh
-# azd postprovision hook: what mlgov needs in the workspace's resource group.
+# azd postprovision hook: what mlgov needs beside each governed workspace.
 #
-# Deploys infra/workspace-access.bicep there: AzureML Data Scientist for the app's identity on
-# the workspace, the Event Grid system topic on the workspace, and the topic's right to write
-# dead-letters. It is a separate deployment on purpose: azd's own deployment then never touches
-# the workspace's resource group, so `azd down` cannot count it among the groups to delete.
-# Idempotent; inputs are azd outputs of infra/main.bicep (azd passes them to hooks).
+# For every workspace of the estate (scripts/post_common.sh) it deploys
+# infra/workspace-access.bicep into that workspace's resource group (and subscription):
+# AzureML Data Scientist for the app's identity on the workspace, the Event Grid system topic on
+# the workspace, and the topic's right to write dead-letters. It is a separate deployment on
+# purpose: azd's own deployment then never touches a workspace's resource group, so `azd down`
+# cannot count it among the groups to delete.
+#
+# An existing system topic on a workspace is adopted. A deployment PUTs the whole topic, so its
+# user-assigned identities and tags are read first and passed back in: another subscriber's
+# identity and tags survive. Idempotent; inputs are azd outputs of infra/main.bicep.
 set -eu
 
 # Outside azd (run by hand), read the environment's values from azd.
@@ -14,8 +19,9 @@ if [ -z "${AZURE_FUNCTION_APP_IDENTITY_PRINCIPAL_ID:-}" ] && command -v azd >/de
 fi
 
 missing=""
-for name in AZURE_RESOURCE_GROUP AZURE_STORAGE_ACCOUNT_NAME AZURE_FUNCTION_APP_IDENTITY_PRINCIPAL_ID \
-  AZURE_ML_WORKSPACE_NAME AZURE_ML_WORKSPACE_RESOURCE_GROUP EVENTGRID_SYSTEM_TOPIC_NAME; do
+for name in AZURE_SUBSCRIPTION_ID AZURE_RESOURCE_GROUP AZURE_STORAGE_ACCOUNT_NAME \
+  AZURE_FUNCTION_APP_IDENTITY_PRINCIPAL_ID AZURE_ML_WORKSPACE_NAME \
+  AZURE_ML_WORKSPACE_RESOURCE_GROUP EVENTGRID_SYSTEM_TOPIC_NAME; do
   eval "value=\${$name:-}"
   [ -n "$value" ] || missing="$missing $name"
 done
@@ -30,23 +36,49 @@ fi
 
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 template="$here/../infra/workspace-access.bicep"
+. "$here/post_common.sh"
 
-set -- \
-  "workspaceName=$AZURE_ML_WORKSPACE_NAME" \
-  "appPrincipalId=$AZURE_FUNCTION_APP_IDENTITY_PRINCIPAL_ID" \
-  "systemTopicName=$EVENTGRID_SYSTEM_TOPIC_NAME" \
-  "appResourceGroupName=$AZURE_RESOURCE_GROUP" \
-  "storageAccountName=$AZURE_STORAGE_ACCOUNT_NAME"
-if [ -n "${EVENTGRID_DEADLETTER_CONTAINER:-}" ]; then
-  set -- "$@" "deadLetterContainerName=$EVENTGRID_DEADLETTER_CONTAINER"
-fi
+workspaces=$(estate) || exit 2
+# fd 3 carries the list, so nothing the loop runs can read it from stdin.
+while read -r sub rg ws default_topic <&3; do
+  found=$(topic_for "$sub" "$rg" "$ws" "$default_topic") || exit 2
+  topic=${found% *}
 
-echo "postprovision: granting access to $AZURE_ML_WORKSPACE_NAME and creating system topic $EVENTGRID_SYSTEM_TOPIC_NAME"
-az deployment group create \
-  --resource-group "$AZURE_ML_WORKSPACE_RESOURCE_GROUP" \
-  --name "mlgov-workspace-$(printf '%s' "${AZURE_ENV_NAME:-default}" | cut -c1-48)" \
-  --template-file "$template" \
-  --parameters "$@" \
-  --query properties.outputs.systemTopicId.value \
-  --output tsv
-echo "postprovision: workspace access and system topic in place"
+  set -- \
+    "workspaceName=$ws" \
+    "appPrincipalId=$AZURE_FUNCTION_APP_IDENTITY_PRINCIPAL_ID" \
+    "systemTopicName=$topic" \
+    "appSubscriptionId=$AZURE_SUBSCRIPTION_ID" \
+    "appResourceGroupName=$AZURE_RESOURCE_GROUP" \
+    "storageAccountName=$AZURE_STORAGE_ACCOUNT_NAME"
+  if [ -n "${EVENTGRID_DEADLETTER_CONTAINER:-}" ]; then
+    set -- "$@" "deadLetterContainerName=$EVENTGRID_DEADLETTER_CONTAINER"
+  fi
+
+  if [ "${found#* }" = existing ]; then
+    identities=$(az eventgrid system-topic show --subscription "$sub" --resource-group "$rg" \
+      --name "$topic" --query identity.userAssignedIdentities --output json)
+    tags=$(az eventgrid system-topic show --subscription "$sub" --resource-group "$rg" \
+      --name "$topic" --query tags --output json)
+    case $identities in '' | null) identities='{}' ;; esac
+    case $tags in '' | null) tags='{}' ;; esac
+    echo "postprovision: adopting system topic $topic on $ws (its identities and tags are kept)"
+    [ "$topic" = "$default_topic" ] || [ "$ws" != "$AZURE_ML_WORKSPACE_NAME" ] \
+      || echo "postprovision: note: the outputs name $default_topic; azd env set" \
+        "EVENTGRID_SYSTEM_TOPIC_NAME_OVERRIDE $topic makes them name the adopted topic"
+    set -- "$@" "existingTopicUserAssignedIdentities=$identities" "existingTopicTags=$tags"
+  fi
+
+  echo "postprovision: granting access to $ws and creating system topic $topic"
+  az deployment group create \
+    --subscription "$sub" \
+    --resource-group "$rg" \
+    --name "mlgov-workspace-$(printf '%s' "${AZURE_ENV_NAME:-default}" | cut -c1-16)-$(printf '%s' "$ws" | cut -c1-31)" \
+    --template-file "$template" \
+    --parameters "$@" \
+    --query properties.outputs.systemTopicId.value \
+    --output tsv
+done 3<<WORKSPACES
+$workspaces
+WORKSPACES
+echo "postprovision: workspace access and system topics in place"

@@ -13,6 +13,9 @@ param keyVaultName string
 @description('Name of the Application Insights component.')
 param applicationInsightsName string
 
+@description('Event Grid dead-letter container in the host storage; empty: none, and no reader role for the deployer.')
+param deadLetterContainerName string = ''
+
 @description('Principal id of the person deploying (AZURE_PRINCIPAL_ID); empty grants nothing.')
 param deployerPrincipalId string = ''
 
@@ -25,9 +28,15 @@ param deployerPrincipalId string = ''
 param deployerPrincipalType string = 'User'
 
 // Storage Blob Data Owner: the Functions host keeps keys and timer leases in blobs and Flex reads
-// its deployment package from a container. Blob only: no queue triggers, no Durable Functions,
-// no table-backed bindings, so no Storage Queue/Table Data Contributor.
+// its deployment package from a container.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+// Storage Queue Data Contributor: the sweep fans out one message per workspace on the mlgov-sweep
+// queue; the queue trigger reads, deletes and moves poison messages (it creates <queue>-poison).
+// No Durable Functions and no table-backed bindings: no Storage Table Data Contributor.
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+// Storage Blob Data Reader: lets the deployer read Event Grid dead-letters (shared keys are off,
+// so `az storage blob list --auth-mode login` needs a data role).
+var storageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 // Key Vault Secrets User: read secret values (Key Vault reference to the Teams webhook).
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 // Key Vault Secrets Officer: lets the deployer set or rotate the Teams webhook secret.
@@ -37,6 +46,16 @@ var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = if (!empty(deadLetterContainerName)) {
+  parent: blobService
+  name: !empty(deadLetterContainerName) ? deadLetterContainerName : 'unused'
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -52,6 +71,16 @@ resource appStorageBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-0
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appStorageQueueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, appPrincipalId, storageQueueDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -82,6 +111,16 @@ resource deployerKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+  }
+}
+
+resource deployerDeadLetterReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId) && !empty(deadLetterContainerName)) {
+  name: guid(deadLetterContainer.id, deployerPrincipalId, storageBlobDataReader)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
   }

@@ -36,16 +36,17 @@ param deploymentContainerName string
 @description('Application Insights connection string.')
 param applicationInsightsConnectionString string
 
-@description('Python version of the Flex runtime.')
+@description('Python version of the Flex runtime (the code needs 3.11+: datetime.UTC; azure-functions 1.x stops at 3.12).')
 @allowed([
-  '3.10'
   '3.11'
   '3.12'
 ])
 param pythonVersion string = '3.11'
 
-@description('Most instances the platform scales out to.')
-@minValue(1)
+// Flex Consumption documents 40 as the lowest maximum and 1000 as the highest; lower values are a
+// regional preview only (Azure/azure-functions-host#10523), see docs/deploy.md.
+@description('Most instances the platform scales out to (40-1000).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
@@ -91,6 +92,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   #checkov:skip=CKV_AZURE_17:No HTTP endpoints of its own; Event Grid cannot present client certificates.
   #checkov:skip=CKV_AZURE_213:No HTTP endpoints to probe; Flex Consumption replaces unhealthy instances itself.
   #checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero by design; instance counts are the platform's.
+  #checkov:skip=CKV_AZURE_78:Flex Consumption offers no FTP(S) and rejects siteConfig.ftpsState (ARM error 51021, Azure/azure-cli#31414); deployment is by blob container only.
   #checkov:skip=CKV_AZURE_222:Event Grid reaches the app's Event Grid webhook over the public endpoint (no VNet in this deployment); the webhook needs the extension's system key.
   name: name
   location: location
@@ -112,8 +114,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         name: setting.key
         value: setting.value
       }]
+      // Only properties Flex Consumption accepts: ftpsState, alwaysOn, linuxFxVersion,
+      // use32BitWorkerProcess, preWarmedInstanceCount, functionAppScaleLimit and the other
+      // deprecated site properties are rejected (ARM error 51021; tests/infra lists them with
+      // their sources). FTP is unavailable on Flex anyway.
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {

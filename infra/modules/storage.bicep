@@ -1,5 +1,6 @@
 // Host storage for the Function App: Flex deployment package container, host leases/keys
-// (timer triggers take blob leases), and the optional Event Grid dead-letter container.
+// (timer triggers take blob leases), the sweep fan-out queue, and the optional Event Grid
+// dead-letter container.
 // Shared keys are disabled: everything reaches it through Entra ID (managed identities).
 
 @description('Name of the storage account (3-24 lowercase letters and digits).')
@@ -18,6 +19,9 @@ param deploymentContainerName string
 
 @description('Blob container for Event Grid dead-letters; empty creates none.')
 param deadLetterContainerName string = ''
+
+@description('Storage queues to create (the sweep fan-out queue); the Functions runtime adds <queue>-poison itself.')
+param queueNames array = []
 
 @description('Storage redundancy.')
 @allowed([
@@ -86,6 +90,16 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
     publicAccess: 'None'
   }
 }
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in queueNames: {
+  parent: queueService
+  name: queueName
+}]
 
 output id string = storage.id
 output name string = storage.name

@@ -53,20 +53,28 @@ DOCUMENTED_DEFAULTS = {
     "GOVERNANCE_SWEEP_SCHEDULE": "0 */30 * * * *",
     "GOVERNANCE_SUMMARY_SCHEDULE": "0 0 8 * * 1-5",
     "GOVERNANCE_POLICY_FILE": "",
+    "GOVERNANCE_CONCURRENCY": "4",
 }
 
-# Built-in role definition ids (identical in every tenant).
+# Built-in role definition ids (identical in every tenant) and names, as Microsoft's table of
+# built-in roles lists them: "Azure built-in roles", learn.microsoft.com/azure/role-based-access-
+# control/built-in-roles (source: MicrosoftDocs/azure-docs,
+# articles/role-based-access-control/built-in-roles.md; rows "Storage", "Security", "Monitor",
+# "Integration", "AI + machine learning"). Every role id in infra/ must be one of these, under
+# this name.
 ROLES = {
     "f6c7c914-8db3-469d-8ca1-694a8f32e121": "AzureML Data Scientist",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": "Storage Blob Data Reader",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
 }
-# Not needed: no queue triggers, no Durable Functions, no table-backed bindings.
+# Not needed: no Durable Functions, no table-backed bindings.
 UNNEEDED_ROLES = {
-    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
 }
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -94,6 +102,13 @@ def strip_comments(text: str) -> str:
         elif ch == "'":
             quote = True
             out.append(ch)
+        elif ch == "#" and text[text.rfind("\n", 0, i) + 1 : i].strip() == "":
+            # A #checkov directive: kept whole, its prose (apostrophes) is not Bicep.
+            end = text.find("\n", i)
+            end = len(text) if end < 0 else end
+            out.append(text[i:end])
+            i = end
+            continue
         elif text.startswith("//", i):
             while i < len(text) and text[i] != "\n":
                 i += 1
@@ -190,12 +205,34 @@ def governance_setting_params() -> dict[str, str]:
     }
 
 
+# Written from the workspace and the subscription, not from a tunable parameter.
+WORKSPACE_COORDINATES = {
+    "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
+    "AZURE_ML_WORKSPACE_RESOURCE_GROUP": "rg-ml",
+    "AZURE_ML_WORKSPACE_NAME": "mlw-team",
+}
+# Settings whose expression is empty when every parameter is left at its default.
+DEFAULT_EMPTY = {
+    "GOVERNANCE_WORKSPACES": (
+        "empty(additionalIds) ? '' : join(concat([workspace.id], additionalIds), ',')"
+    ),
+    "GOVERNANCE_EVENTS_TOPIC_ENDPOINT": (
+        "enableGovernanceEventsTopic ? eventsTopic.outputs.endpoint : governanceEventsTopicEndpoint"
+    ),
+}
+
+
 def default_environment() -> dict[str, str]:
     """The app settings a deployment with every parameter left at its default writes."""
     main_params = params(MAIN)
     env = {"MLFLOW_TRACKING_URI": "azureml://example.api.azureml.ms/mlflow/v1.0/subscriptions/s"}
+    env |= WORKSPACE_COORDINATES
     for setting, expression in entries(block(code(MAIN), "governanceSettings:")).items():
-        if setting == "MLFLOW_TRACKING_URI":
+        if setting in env:
+            continue
+        if setting in DEFAULT_EMPTY:
+            assert expression == DEFAULT_EMPTY[setting], setting
+            env[setting] = ""  # the parameters that feed it are empty by default
             continue
         conditional = re.fullmatch(r"(\w+) \? (\w+) : ''", expression)
         if conditional and conditional.group(1) in main_params:
@@ -213,15 +250,38 @@ def default_environment() -> dict[str, str]:
 # --- app settings -----------------------------------------------------------------------------
 
 
+# App settings the code may read besides GOVERNANCE_*: the tracking URI, the workspace
+# coordinates (Azure's own names) and the identity selector. Other AZURE_* names the Azure SDKs
+# read by themselves (AZURE_TENANT_ID, AZURE_CLIENT_SECRET, ...) are not app settings here.
+SETTING_NAME = re.compile(
+    r"[\"'%]((?:GOVERNANCE|AZURE_ML)_[A-Z0-9_]*[A-Z0-9]"
+    r"|MLFLOW_TRACKING_URI|AZURE_SUBSCRIPTION_ID|AZURE_CLIENT_ID)[\"'%]"
+)
+
+
+# Settings the code reads that the template deliberately leaves unset, and why.
+NOT_SET_BY_INFRA = {
+    # The loader refuses it next to the three coordinates (shared/settings/load.py), which the
+    # template sets.
+    "AZURE_ML_WORKSPACE_ID": "exclusive with the workspace coordinates",
+}
+
+
 def settings_the_code_reads() -> set[str]:
-    names: set[str] = set()
+    """Every setting the code declares (the SETTINGS table of shared/settings/) plus every
+    setting name quoted elsewhere in the app's code."""
+    from shared.settings import SETTINGS
+
+    names = {entry.name for entry in SETTINGS}
+    settings_package = ROOT / "shared" / "settings"
     for path in [
         ROOT / "function_app.py",
         *ROOT.glob("shared/**/*.py"),
         *ROOT.glob("functions/*.py"),
     ]:
-        names.update(re.findall(r"[\"'%](GOVERNANCE_[A-Z0-9_]*[A-Z0-9])[\"'%]", read(path)))
-    return names
+        if settings_package not in path.parents:  # its docstrings hold examples, not settings
+            names.update(SETTING_NAME.findall(read(path)))
+    return names - NOT_SET_BY_INFRA.keys()
 
 
 def test_every_setting_the_code_reads_is_an_app_setting() -> None:
@@ -253,7 +313,9 @@ def test_parameter_defaults_are_the_product_defaults() -> None:
         assert env[setting] == default, setting
     # The same defaults, seen by the app's own settings loader, change nothing.
     deployed = load_settings(env)
-    bare = load_settings({"MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"]})
+    bare = load_settings(
+        {"MLFLOW_TRACKING_URI": env["MLFLOW_TRACKING_URI"]} | WORKSPACE_COORDINATES
+    )
     assert deployed == bare
 
 
@@ -300,7 +362,11 @@ def test_azd_deployment_never_deploys_into_the_workspace_resource_group() -> Non
     # `azd down` deletes the resource groups its deployment put resources in: everything beside
     # the workspace is deployed by the postprovision hook instead (workspace-access.bicep).
     main = code(MAIN)
-    scopes = re.findall(r"^module \w+ '[^']+' = \{\n  name: [^\n]+\n  scope: ([^\n]+)$", main, re.M)
+    scopes = re.findall(
+        r"^module \w+ '[^']+' = (?:if \([^\n]*\) )?\{\n  name: [^\n]+\n  scope: ([^\n]+)$",
+        main,
+        re.M,
+    )
     modules = re.findall(r"^module ", main, re.MULTILINE)
     assert scopes == ["rg"] * len(modules)
     assert re.search(r"^resource workspace '[^']+' existing = \{", main, re.MULTILINE)
@@ -440,17 +506,23 @@ def test_roles_are_granted_on_the_right_scopes() -> None:
     assert "scope: container" in dead_letter["storageBlobDataContributor"]
     writer = block(code(WORKSPACE_ACCESS), "module deadLetterWriter")
     assert "principalId: systemTopic.identity.principalId" in writer
-    assert "scope: resourceGroup(appResourceGroupName)" in writer
+    # The app's group, in the app's subscription (a workspace may live in another one).
+    assert "scope: resourceGroup(appSubscriptionId, appResourceGroupName)" in writer
     access = {v: b for b, v in role_assignments(MODULES / "app-access.bicep")}
     expected = {
         "storageBlobDataOwner": ("scope: storage", "principalId: appPrincipalId"),
         "keyVaultSecretsUser": ("scope: vault", "principalId: appPrincipalId"),
         "monitoringMetricsPublisher": ("scope: applicationInsights", "principalId: appPrincipalId"),
         "keyVaultSecretsOfficer": ("scope: vault", "principalId: deployerPrincipalId"),
+        "storageQueueDataContributor": ("scope: storage", "principalId: appPrincipalId"),
+        "storageBlobDataReader": ("scope: deadLetterContainer", "principalId: deployerPrincipalId"),
     }
     for variable, needles in expected.items():
         for needle in needles:
             assert needle in access[variable], f"{variable}: expected {needle}"
+    sender = {v: b for b, v in role_assignments(MODULES / "events-topic.bicep")}
+    assert "scope: topic" in sender["eventGridDataSender"]
+    assert "principalId: appPrincipalId" in sender["eventGridDataSender"]
 
 
 def test_app_starts_only_after_its_roles_exist() -> None:
@@ -563,20 +635,41 @@ def test_hooks_read_only_outputs_of_main_bicep(hook: Path) -> None:
     assert not sorted(used - outputs - optional)
 
 
-def fake_az(tmp_path: Path, ready_after: int) -> tuple[Path, Path]:
-    """An `az` on PATH that records its arguments; the function appears after N lookups."""
+WORKSPACE_ID = (
+    "/subscriptions/00000000-0000-0000-0000-00000000000a/resourceGroups/rg-ml"
+    "/providers/Microsoft.MachineLearningServices/workspaces/mlw-team"
+)
+
+
+def fake_az(
+    tmp_path: Path, ready_after: int, topics: str = "", identities: str = "", tags: str = ""
+) -> tuple[Path, Path]:
+    """An `az` on PATH that records its arguments; the function appears after N lookups.
+
+    `topics` is what `az eventgrid system-topic list --query "[].[name, source]" -o tsv` prints
+    (name TAB source per line); `identities` and `tags` what `show` prints for the two queries.
+    """
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log, count = tmp_path / "az.log", tmp_path / "az.count"
+    (tmp_path / "topics.tsv").write_text(topics, encoding="utf-8")
+    (tmp_path / "identities.json").write_text(identities, encoding="utf-8")
+    (tmp_path / "tags.json").write_text(tags, encoding="utf-8")
     script = bin_dir / "az"
     script.write_text(
         "#!/bin/sh\n"
         f'printf "%s\\n" "$*" >> "{log}"\n'
-        'case "$1 $2" in\n'
-        '  "functionapp function")\n'
+        'case "$1 $2 $3" in\n'
+        '  "functionapp function show")\n'
         f'    n=$(cat "{count}" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "{count}"\n'
         f'    [ "$n" -ge {ready_after} ] || exit 3; echo on_run_event ;;\n'
-        '  "deployment group") echo "$*" | sed "s/.*functionAppId=\\([^ ]*\\).*/\\1/" ;;\n'
+        f'  "eventgrid system-topic list") cat "{tmp_path}/topics.tsv" ;;\n'
+        '  "eventgrid system-topic show")\n'
+        '    case "$*" in\n'
+        f'      *identity.userAssignedIdentities*) cat "{tmp_path}/identities.json" ;;\n'
+        f'      *"--query tags"*) cat "{tmp_path}/tags.json" ;;\n'
+        "    esac ;;\n"
+        '  "deployment group create") echo "$*" | sed "s/.*functionAppId=\\([^ ]*\\).*/\\1/" ;;\n'
         "esac\n",
         encoding="utf-8",
     )
@@ -586,6 +679,7 @@ def fake_az(tmp_path: Path, ready_after: int) -> tuple[Path, Path]:
 
 HOOK_ENV = {
     "AZURE_ENV_NAME": "dev",
+    "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-00000000000a",
     "AZURE_RESOURCE_GROUP": "rg-dev",
     "AZURE_FUNCTION_APP_NAME": "func-mlgov-abc",
     "AZURE_FUNCTION_APP_ID": (
@@ -599,18 +693,30 @@ HOOK_ENV = {
     "AZURE_ML_WORKSPACE_NAME": "mlw-team",
     "AZURE_ML_WORKSPACE_RESOURCE_GROUP": "rg-ml",
 }
+# The system topic postprovision created on the workspace (what postdeploy then finds).
+OUR_TOPIC = f"evgt-mlgov-abc\t{WORKSPACE_ID}\n"
 
 
 def run_hook(
-    tmp_path: Path, ready_after: int, hook: Path = POSTDEPLOY, **extra: str
+    tmp_path: Path,
+    ready_after: int,
+    hook: Path = POSTDEPLOY,
+    topics: str = OUR_TOPIC,
+    identities: str = "",
+    tags: str = "",
+    **extra: str,
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     """Run a hook with POSIX sh, a stand-in `az` and only the given environment (no azd)."""
-    bin_dir, log = fake_az(tmp_path, ready_after)
+    bin_dir, log = fake_az(tmp_path, ready_after, topics, identities, tags)
     env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", **HOOK_ENV, **extra}
     result = subprocess.run(
         ["sh", str(hook)], env=env, capture_output=True, text=True, timeout=60, check=False
     )
     return result, log.read_text(encoding="utf-8") if log.exists() else ""
+
+
+def deployments(calls: str) -> list[str]:
+    return [line for line in calls.splitlines() if line.startswith("deployment group create")]
 
 
 def test_postdeploy_waits_for_the_function_then_deploys_the_subscription(tmp_path: Path) -> None:
@@ -622,11 +728,13 @@ def test_postdeploy_waits_for_the_function_then_deploys_the_subscription(tmp_pat
     )
     assert result.returncode == 0, result.stderr
     lines = calls.splitlines()
-    assert len(lines) == 4
     assert all(line.startswith("functionapp function show") for line in lines[:3])
     assert "--function-name on_run_event" in lines[0]
-    deploy = lines[3]
-    assert deploy.startswith("deployment group create --resource-group rg-ml ")
+    (deploy,) = deployments(calls)
+    assert deploy.startswith(
+        f"deployment group create --subscription {HOOK_ENV['AZURE_SUBSCRIPTION_ID']}"
+        " --resource-group rg-ml "
+    )
     assert f"--template-file {ROOT}/scripts/../infra/eventgrid-subscription.bicep" in deploy
     assert f"functionAppId={HOOK_ENV['AZURE_FUNCTION_APP_ID']}" in deploy
     assert "functionName=on_run_event" in deploy
@@ -651,19 +759,30 @@ def test_postdeploy_gives_up_when_the_function_never_appears(tmp_path: Path) -> 
     assert "deployment group create" not in calls
 
 
+def test_postdeploy_refuses_a_workspace_without_its_system_topic(tmp_path: Path) -> None:
+    result, calls = run_hook(tmp_path, ready_after=1, topics="")
+    assert result.returncode == 2
+    assert "mlw-team has no system topic yet" in result.stderr
+    assert not deployments(calls)
+
+
 def test_postprovision_deploys_workspace_access_into_the_workspace_group(tmp_path: Path) -> None:
     result, calls = run_hook(
-        tmp_path, 1, POSTPROVISION, EVENTGRID_DEADLETTER_CONTAINER="eventgrid-deadletter"
+        tmp_path, 1, POSTPROVISION, topics="", EVENTGRID_DEADLETTER_CONTAINER="eventgrid-deadletter"
     )
     assert result.returncode == 0, result.stderr
-    (deploy,) = calls.splitlines()
-    assert deploy.startswith("deployment group create --resource-group rg-ml ")
+    (deploy,) = deployments(calls)
+    assert deploy.startswith(
+        f"deployment group create --subscription {HOOK_ENV['AZURE_SUBSCRIPTION_ID']}"
+        " --resource-group rg-ml "
+    )
     assert f"--template-file {ROOT}/scripts/../infra/workspace-access.bicep" in deploy
     passed = dict(re.findall(r" (\w+)=(\S+)", deploy))
     assert passed == {
         "workspaceName": "mlw-team",
         "appPrincipalId": HOOK_ENV["AZURE_FUNCTION_APP_IDENTITY_PRINCIPAL_ID"],
         "systemTopicName": "evgt-mlgov-abc",
+        "appSubscriptionId": HOOK_ENV["AZURE_SUBSCRIPTION_ID"],
         "appResourceGroupName": "rg-dev",
         "storageAccountName": "stmlgovabc",
         "deadLetterContainerName": "eventgrid-deadletter",
@@ -671,6 +790,8 @@ def test_postprovision_deploys_workspace_access_into_the_workspace_group(tmp_pat
     assert set(passed) <= set(params(WORKSPACE_ACCESS))
     required = {name for name, (_, default) in params(WORKSPACE_ACCESS).items() if default is None}
     assert required <= set(passed)
+    # A new topic: nothing to carry over, so the existing topic is not read.
+    assert "system-topic show" not in calls
 
 
 def test_postdeploy_names_missing_outputs(tmp_path: Path) -> None:
