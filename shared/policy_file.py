@@ -10,29 +10,44 @@
 
 Every override whose globs match an experiment applies, in file order (later wins).
 Keys are the setting names without `GOVERNANCE_`, in lower case; unknown keys are an error.
+The file is read with bounds (size, nesting, YAML aliases), so a hostile one is refused quickly.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
+from shared.bounded import MAX_YAML_BYTES, BoundedInputError, loads_yaml, read_text
 from shared.errors import SettingsError
-from shared.settings import POLICY_KEYS, Policy, PolicyOverride, build_policy
+from shared.settings.policy import POLICY_KEYS, Policy, PolicyOverride, build_policy
 
 SETTING = "GOVERNANCE_POLICY_FILE"
 
 
+def _document(path: Path) -> object:
+    try:
+        return loads_yaml(read_text(path, max_bytes=MAX_YAML_BYTES))
+    except BoundedInputError as exc:
+        message = str(exc)
+        # `read_text` names the path itself; the YAML decoder does not.
+        raise SettingsError(
+            SETTING, message if str(path) in message else f"{path}: {message}"
+        ) from None
+
+
+def _globs(value: object, where: str) -> tuple[str, ...]:
+    globs = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(globs, list)
+        or not globs
+        or not all(isinstance(g, str) and g.strip() for g in globs)
+    ):
+        raise SettingsError(where + "experiments", "a glob or a non-empty list of globs")
+    return tuple(g.strip() for g in globs)
+
+
 def load_policy_file(path: Path, default: Policy) -> tuple[PolicyOverride, ...]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SettingsError(SETTING, f"cannot read {path}: {exc.strerror}") from None
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SettingsError(SETTING, f"{path} is not valid YAML: {exc}") from None
+    document = _document(path)
     if document is None:
         return ()
     if not isinstance(document, dict) or set(document) - {"overrides"}:
@@ -46,25 +61,17 @@ def load_policy_file(path: Path, default: Policy) -> tuple[PolicyOverride, ...]:
         where = f"{SETTING} {path} overrides[{index}]: "
         if not isinstance(entry, dict):
             raise SettingsError(where.rstrip(": "), "each override must be a mapping")
-        globs = entry.get("experiments")
-        if isinstance(globs, str):
-            globs = [globs]
-        if not isinstance(globs, list) or not globs or not all(isinstance(g, str) for g in globs):
-            raise SettingsError(where + "experiments", "a glob or a non-empty list of globs")
-        values = {key: value for key, value in entry.items() if key != "experiments"}
+        globs = _globs(entry.get("experiments"), where)
+        values = {str(key): value for key, value in entry.items() if key != "experiments"}
         unknown = sorted(set(values) - set(POLICY_KEYS))
         if unknown:
             raise SettingsError(
                 where + unknown[0], f"unknown policy key (allowed: {', '.join(POLICY_KEYS)})"
             )
-        merged = default.model_dump()
-        merged.update(values)
-        # Validate the combination now, so a bad file fails before anything runs.
-        checked = build_policy(merged, where)
+        # Validate the combination with the default now, so a bad file fails before anything
+        # runs; the parsed values are kept, so resolving a policy later needs no validation.
+        checked = build_policy({**default.model_dump(), **values}, where)
         overrides.append(
-            PolicyOverride(
-                experiments=tuple(globs),
-                values={key: getattr(checked, key) for key in values},
-            )
+            PolicyOverride(experiments=globs, values={key: getattr(checked, key) for key in values})
         )
     return tuple(overrides)

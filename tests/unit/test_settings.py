@@ -70,7 +70,7 @@ def test_empty_cleanup_statuses_turns_cleanup_off():
         ("GOVERNANCE_PROMOTION_THRESHOLD", "high", "not a number: 'high'"),
         ("GOVERNANCE_PROMOTION_THRESHOLD", "nan", "not a finite number"),
         ("GOVERNANCE_DRY_RUN", "maybe", "expected true or false"),
-        ("GOVERNANCE_CLEANUP_AFTER_HOURS", "-1", "greater than or equal to 0"),
+        ("GOVERNANCE_CLEANUP_AFTER_HOURS", "-1", "must be at least 0"),
         ("GOVERNANCE_CLEANUP_AFTER_HOURS", "three days", "not a number"),
         ("GOVERNANCE_CLEANUP_MAX_RUNS", "1.5", "not a whole number"),
         ("GOVERNANCE_CLEANUP_MAX_RUNS", "-3", "at least 0"),
@@ -246,3 +246,343 @@ def test_display_uri_drops_credentials(uri, shown):
     from shared.settings import display_uri
 
     assert display_uri(uri) == shown
+
+
+# --- One declaration per setting -------------------------------------------------------------
+
+GUID = "00000000-0000-4000-8000-000000000001"
+WORKSPACE_ID = (
+    f"/subscriptions/{GUID}/resourceGroups/rg-ml/providers/"
+    "Microsoft.MachineLearningServices/workspaces/mlw-team"
+)
+
+
+def test_every_field_is_declared_once_and_policy_keys_come_from_the_declarations():
+    from shared.settings import POLICY_KEYS, SETTINGS, Policy, Settings
+
+    names = [entry.name for entry in SETTINGS]
+    assert len(names) == len(set(names))
+    assert tuple(e.key for e in SETTINGS if e.per_experiment) == POLICY_KEYS
+    assert set(POLICY_KEYS) == set(Policy.model_fields)
+    built = {"default_policy", "overrides", "warnings"}
+    assert {e.key for e in SETTINGS if not e.per_experiment} == set(Settings.model_fields) - built
+    assert "cleanup_max_runs" not in POLICY_KEYS
+    assert not any(e.per_experiment for e in SETTINGS if e.group == "Azure")
+
+
+def test_declared_defaults_are_the_loaded_defaults():
+    from shared.settings import SETTINGS
+
+    settings = load_settings({})
+    for entry in SETTINGS:
+        source = settings.default_policy if entry.per_experiment else settings
+        assert getattr(source, entry.key) == entry.resolve(entry.default), entry.name
+
+
+def test_the_environment_and_a_mapping_take_the_same_path(monkeypatch):
+    env = {
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "GOVERNANCE_REQUIRED_TAGS": "owner",
+        "GOVERNANCE_CONCURRENCY": "8",
+        "AZURE_CLIENT_ID": GUID,
+    }
+    for name in list(__import__("os").environ):
+        if name.startswith(("GOVERNANCE_", "MLFLOW_TRACKING_URI", "AZURE_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == load_settings(env)
+
+
+def test_the_azure_settings_are_typed_and_optional():
+    settings = load_settings({})
+    assert settings.azure_client_id is None
+    assert settings.workspace is None
+    assert settings.events_topic_endpoint is None
+    assert settings.concurrency == 4
+    settings = load_settings(
+        {
+            "AZURE_CLIENT_ID": GUID.upper(),
+            "AZURE_SUBSCRIPTION_ID": GUID,
+            "AZURE_ML_WORKSPACE_RESOURCE_GROUP": "rg-ml",
+            "AZURE_ML_WORKSPACE_NAME": "mlw-team",
+            "GOVERNANCE_EVENTS_TOPIC_ENDPOINT": "https://t.westeurope-1.eventgrid.azure.net/api/events",
+            "GOVERNANCE_CONCURRENCY": "16",
+        }
+    )
+    assert settings.azure_client_id == GUID.upper()
+    assert settings.workspace is not None
+    assert settings.workspace.resource_id == WORKSPACE_ID
+    assert settings.events_topic_endpoint == "https://t.westeurope-1.eventgrid.azure.net/api/events"
+    assert settings.concurrency == 16
+
+
+def test_a_subscription_alone_names_no_workspace():
+    # azd and CI logins export AZURE_SUBSCRIPTION_ID for themselves: not a half-given workspace.
+    loaded = load_settings({"AZURE_SUBSCRIPTION_ID": GUID, "MLFLOW_TRACKING_URI": "http://x:5000"})
+    assert loaded.workspace is None
+    assert loaded.azure_subscription_id is None
+
+
+@pytest.mark.parametrize(
+    "workspace_id",
+    [
+        WORKSPACE_ID,
+        WORKSPACE_ID.replace(
+            "Microsoft.MachineLearningServices", "microsoft.machinelearningservices"
+        ),
+        WORKSPACE_ID.replace("resourceGroups", "resourcegroups") + "/",
+    ],
+)
+def test_a_workspace_arm_id_gives_the_coordinates(workspace_id):
+    workspace = load_settings({"AZURE_ML_WORKSPACE_ID": workspace_id}).workspace
+    assert workspace is not None
+    assert (workspace.subscription_id, workspace.resource_group, workspace.name) == (
+        GUID,
+        "rg-ml",
+        "mlw-team",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "setting", "expected"),
+    [
+        (
+            {"AZURE_SUBSCRIPTION_ID": GUID, "AZURE_ML_WORKSPACE_RESOURCE_GROUP": "rg"},
+            "AZURE_ML_WORKSPACE_NAME",
+            "required with",
+        ),
+        ({"AZURE_ML_WORKSPACE_NAME": "mlw-team"}, "AZURE_SUBSCRIPTION_ID", "required with"),
+        (
+            {"AZURE_ML_WORKSPACE_ID": WORKSPACE_ID, "AZURE_ML_WORKSPACE_NAME": "mlw-team"},
+            "AZURE_ML_WORKSPACE_ID",
+            "not both",
+        ),
+        (
+            {"AZURE_ML_WORKSPACE_ID": WORKSPACE_ID.replace("workspaces", "jobs")},
+            "AZURE_ML_WORKSPACE_ID",
+            "not a workspace ARM id",
+        ),
+        (
+            {"AZURE_ML_WORKSPACE_ID": WORKSPACE_ID.replace(GUID, "sub")},
+            "AZURE_ML_WORKSPACE_ID",
+            "not a GUID",
+        ),
+        (
+            {"AZURE_ML_WORKSPACE_ID": WORKSPACE_ID + "/x"},
+            "AZURE_ML_WORKSPACE_ID",
+            "not a workspace ARM id",
+        ),
+        ({"AZURE_CLIENT_ID": "my-identity"}, "AZURE_CLIENT_ID", "not a GUID"),
+        ({"AZURE_SUBSCRIPTION_ID": "prod"}, "AZURE_SUBSCRIPTION_ID", "not a GUID"),
+        ({"AZURE_ML_WORKSPACE_NAME": "w"}, "AZURE_ML_WORKSPACE_NAME", "not a workspace name"),
+        (
+            {"AZURE_ML_WORKSPACE_RESOURCE_GROUP": "rg."},
+            "AZURE_ML_WORKSPACE_RESOURCE_GROUP",
+            "not a resource group",
+        ),
+        ({"GOVERNANCE_CONCURRENCY": "0"}, "GOVERNANCE_CONCURRENCY", "at least 1"),
+        ({"GOVERNANCE_CONCURRENCY": "two"}, "GOVERNANCE_CONCURRENCY", "not a whole number"),
+        (
+            {"GOVERNANCE_EVENTS_TOPIC_ENDPOINT": "http://t.eventgrid.azure.net/api/events"},
+            "GOVERNANCE_EVENTS_TOPIC_ENDPOINT",
+            "https://",
+        ),
+        (
+            {"GOVERNANCE_EVENTS_TOPIC_ENDPOINT": "https://u:p@t.eventgrid.azure.net/"},
+            "GOVERNANCE_EVENTS_TOPIC_ENDPOINT",
+            "credentials",
+        ),
+    ],
+)
+def test_bad_azure_settings_name_the_setting(env, setting, expected):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert caught.value.setting == setting
+    assert expected in caught.value.problem
+
+
+def test_azure_settings_cannot_be_overridden_per_experiment(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text("overrides:\n  - experiments: x\n    concurrency: 2\n", encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GOVERNANCE_POLICY_FILE": str(path)})
+    assert caught.value.setting.endswith("concurrency")
+    assert "unknown policy key" in caught.value.problem
+
+
+def _policy_file(tmp_path, text):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_settings({"GOVERNANCE_POLICY_FILE": str(path), "GOVERNANCE_REQUIRED_TAGS": "owner"})
+
+
+def test_each_experiments_policy_is_resolved_once(tmp_path, monkeypatch):
+    from shared.settings import Policy
+
+    settings = _policy_file(
+        tmp_path, "overrides:\n  - experiments: churn-*\n    cleanup_after_hours: 12\n"
+    )
+    validated = []
+    original = Policy.model_validate.__func__
+
+    def counting(cls, *args, **kwargs):
+        validated.append(args)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Policy, "model_validate", classmethod(counting))
+    first = settings.policy_for("churn-a")
+    assert all(settings.policy_for("churn-a") is first for _ in range(100))
+    assert first.cleanup_after_hours == 12
+    assert first.required_tags == ("owner",)
+    assert settings.policy_for("fraud") is settings.default_policy
+    assert validated == []  # the overrides were validated when the file was read
+
+
+def test_the_resolved_policies_are_not_part_of_the_value(tmp_path):
+    settings = _policy_file(
+        tmp_path, "overrides:\n  - experiments: churn-*\n    cleanup_after_hours: 12\n"
+    )
+    again = settings.model_copy()
+    settings.policy_for("churn-a")
+    assert settings == again
+    # A copy with other overrides does not reuse the first one's resolved policies.
+    bare = settings.model_copy(update={"overrides": ()})
+    assert bare.policy_for("churn-a").cleanup_after_hours == 72
+    assert settings.policy_for("churn-a").cleanup_after_hours == 12
+
+
+# --- Rejections asked for by the reliability issue ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("GOVERNANCE_SWEEP_SCHEDULE", "a b c d e f", "second field: 'a' is not a number"),
+        ("GOVERNANCE_SWEEP_SCHEDULE", "0 60 * * * *", "minute field: 60 is outside 0-59"),
+        ("GOVERNANCE_SWEEP_SCHEDULE", "0 0 24 * * *", "hour field: 24 is outside 0-23"),
+        ("GOVERNANCE_SWEEP_SCHEDULE", "0 0 0 0 * *", "day field: 0 is outside 1-31"),
+        ("GOVERNANCE_SUMMARY_SCHEDULE", "0 0 8 * 13 *", "month field: 13 is outside 1-12"),
+        ("GOVERNANCE_SUMMARY_SCHEDULE", "0 0 8 * * 7", "weekday field: 7 is outside 0-6"),
+        ("GOVERNANCE_SUMMARY_SCHEDULE", "0 0 8 * * Funday", "not a number or a weekday name"),
+        ("GOVERNANCE_SUMMARY_SCHEDULE", "0 */0 * * * *", "step 0"),
+        ("GOVERNANCE_SUMMARY_SCHEDULE", "0 0 9-5 * * *", "runs backwards"),
+        ("GOVERNANCE_SUMMARY_SCHEDULE", "0 0 8 * * 1-5,", "is not *, a value"),
+        ("GOVERNANCE_EXPERIMENTS", ",,,", "the list has no items"),
+        ("GOVERNANCE_REQUIRED_TAGS", " , ", "the list has no items"),
+        ("GOVERNANCE_CLEANUP_STATUSES", ",", "the list has no items"),
+        ("GOVERNANCE_PROMOTION_MODEL_NAME", "{experiment_name:>300000000}", "only plain fields"),
+        ("GOVERNANCE_PROMOTION_MODEL_NAME", "{experiment_name!r}", "only plain fields"),
+        ("GOVERNANCE_PROMOTION_MODEL_NAME", "{run_name.__class__}", "only plain fields"),
+        ("GOVERNANCE_PROMOTION_MODEL_NAME", "{user[0]}", "only plain fields"),
+        ("GOVERNANCE_PROMOTION_MODEL_NAME", "{}", "only plain fields"),
+        ("GOVERNANCE_TAG_DEFAULTS", '{"team": "{user:^99999999}"}', "only plain fields"),
+        ("MLFLOW_TRACKING_URI", "http://[::1", "not a valid URI"),
+        ("MLFLOW_TRACKING_URI", "not a uri", "not a URI"),
+        ("MLFLOW_TRACKING_URI", "http://127.0.0.1:99999", "not a valid URI"),
+        ("MLFLOW_TRACKING_URI", "http://127.0.0.1:port", "not a valid URI"),
+        ("MLFLOW_TRACKING_URI", "https:///mlflow", "needs a host name"),
+        ("MLFLOW_TRACKING_URI", "http://user:s3cret@[::1/x", "not a valid URI"),
+    ],
+)
+def test_values_the_reliability_review_found_are_refused(setting, value, expected):
+    env = {setting: value}
+    if setting.startswith("GOVERNANCE_PROMOTION_"):
+        env |= {"GOVERNANCE_PROMOTION_METRIC": "auc", "GOVERNANCE_PROMOTION_THRESHOLD": "0.8"}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert caught.value.setting == setting
+    assert expected in caught.value.problem
+    assert "s3cret" not in str(caught.value)
+    assert len(str(caught.value)) < 500  # a pathological value is not echoed in full
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("GOVERNANCE_SWEEP_SCHEDULE", "0 30 9 * Jan Mon"),
+        ("GOVERNANCE_SWEEP_SCHEDULE", "*/15 0,30 9-17/2 1-31 JAN-dec sun-SAT"),
+        ("GOVERNANCE_SUMMARY_SCHEDULE", "0 0 8 * * 1-5"),
+        ("GOVERNANCE_PROMOTION_MODEL_NAME", "{{team}}-{experiment_name}-{run_name}-{user}"),
+        ("MLFLOW_TRACKING_URI", "http://[::1]:5000"),
+        ("MLFLOW_TRACKING_URI", "C:/mlruns"),
+    ],
+)
+def test_valid_values_of_the_stricter_rules_are_kept(setting, value):
+    env = {setting: value}
+    settings = load_settings(env)
+    shown = {
+        "GOVERNANCE_SWEEP_SCHEDULE": settings.sweep_schedule,
+        "GOVERNANCE_SUMMARY_SCHEDULE": settings.summary_schedule,
+        "GOVERNANCE_PROMOTION_MODEL_NAME": settings.default_policy.promotion_model_name,
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+    }[setting]
+    assert shown == value
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/teams-webhook/)",
+        "@microsoft.keyvault(VaultName=kv;SecretName=teams-webhook)",
+    ],
+)
+def test_an_unresolved_key_vault_reference_is_reported_not_fatal(reference):
+    settings = load_settings({"GOVERNANCE_TEAMS_WEBHOOK_URL": reference, "GOVERNANCE_DRY_RUN": "1"})
+    assert settings.teams_webhook_url is None
+    assert settings.dry_run is True
+    [warning] = settings.warnings
+    assert warning.setting == "GOVERNANCE_TEAMS_WEBHOOK_URL"
+    assert "unresolved Key Vault reference" in warning.problem
+    assert str(warning).startswith("GOVERNANCE_TEAMS_WEBHOOK_URL: ")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n"
+                for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+            + "overrides: []\n",
+            "YAML aliases",
+        ),
+        ("overrides: " + "[" * 200 + "]" * 200 + "\n", "nested deeper"),
+        (b"overrides:\n  - experiments: \xff\xfe\n", "not UTF-8"),
+        ("overrides: []\n" + "#" * (1024 * 1024 + 10), "larger than"),
+    ],
+)
+def test_hostile_policy_files_are_refused_naming_the_setting(tmp_path, content, expected):
+    path = tmp_path / "policy.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GOVERNANCE_POLICY_FILE": str(path)})
+    assert caught.value.setting == "GOVERNANCE_POLICY_FILE"
+    assert expected in caught.value.problem
+
+
+def test_an_endless_policy_file_is_refused():
+    from pathlib import Path
+
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero here")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GOVERNANCE_POLICY_FILE": "/dev/zero"})
+    assert caught.value.setting == "GOVERNANCE_POLICY_FILE"
+    assert "larger than" in caught.value.problem
+
+
+@pytest.mark.parametrize("globs", ["''", "[]", "['churn-*', ' ']"])
+def test_a_policy_file_override_needs_real_globs(tmp_path, globs):
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        f"overrides:\n  - experiments: {globs}\n    required_tags: []\n", encoding="utf-8"
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"GOVERNANCE_POLICY_FILE": str(path)})
+    assert caught.value.setting.endswith("experiments")
