@@ -24,6 +24,10 @@ class BoundedInputError(ValueError):
     """Input refused before or while decoding; the message says which limit and where."""
 
 
+class NotJson(BoundedInputError):
+    """Within every limit, but not JSON."""
+
+
 def _check_depth(text: str, max_depth: int) -> None:
     """One linear pass over the text: bracket depth outside strings (JSON's grammar)."""
     depth = 0
@@ -64,7 +68,7 @@ def loads_json(
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise BoundedInputError(f"not JSON: {exc.msg} at line {exc.lineno}") from None
+        raise NotJson(f"not JSON ({exc.msg} at line {exc.lineno})") from None
     except RecursionError:  # pragma: no cover - the depth check runs first
         raise BoundedInputError(f"nested deeper than {max_depth} levels") from None
 

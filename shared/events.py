@@ -6,13 +6,13 @@ Unknown fields are ignored (Azure may add some); a malformed event raises `Inval
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from shared.bounded import BoundedInputError, NotJson, loads_json
 from shared.errors import InvalidEvent
 from shared.model import TERMINAL_STATUSES as TERMINAL
 from shared.model import normalise_status
@@ -153,15 +153,18 @@ def parse_event(raw: object, index: int | None = None) -> RunEvent | IgnoredEven
     )
 
 
-def parse_events(text: str) -> tuple[list[RunEvent | IgnoredEvent], list[InvalidEvent]]:
+def parse_events(text: str | bytes) -> tuple[list[RunEvent | IgnoredEvent], list[InvalidEvent]]:
     """One event or a JSON array of events; returns the valid ones and the rejected ones.
 
-    Text that is not JSON at all raises `InvalidEvent` (there is no event to name).
+    Input that is not JSON at all, or breaks a limit of `shared.bounded` (size, nesting
+    depth, encoding), raises `InvalidEvent` (there is no event to name).
     """
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidEvent(None, f"input is not JSON ({exc.msg} at line {exc.lineno})") from None
+        document = loads_json(text)
+    except NotJson as exc:
+        raise InvalidEvent(None, f"input is {exc}") from None
+    except BoundedInputError as exc:
+        raise InvalidEvent(None, f"input refused: {exc}") from None
     items = document if isinstance(document, list) else [document]
     single = not isinstance(document, list)
     valid: list[RunEvent | IgnoredEvent] = []
