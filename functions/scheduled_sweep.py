@@ -1,7 +1,7 @@
 """`scheduled_sweep`: the timer that runs one sweep (cleanup, then catch-up), as `mlgov sweep` does.
 
 A tracking server that is down raises, so the invocation shows as failed (timers are not
-retried: the next schedule is the retry). Settings and clients are built on first use.
+retried: the next schedule is the retry). The App is built on first use.
 """
 
 from __future__ import annotations
@@ -24,15 +24,9 @@ log = logging.getLogger(__name__)
     use_monitor=True,
 )
 def scheduled_sweep(timer: func.TimerRequest) -> None:
-    from shared.bootstrap import get_channel, get_gateway, utcnow
-    from shared.engine.report import log_decisions
-    from shared.settings import get_settings
-    from shared.usecases.notifications import notify
-    from shared.usecases.sweep import sweep
+    from shared.bootstrap import host_app
 
     if timer.past_due:
         log.warning("scheduled_sweep is past due: running now")
-    report = sweep(get_gateway(), get_settings(), utcnow())
-    log_decisions(report, log)
-    notify(report, get_channel(), get_gateway(), cap=get_settings().cleanup_max_runs)
-    log.info("scheduled_sweep: %s", report.summary_line())
+    outcome = host_app().sweep(log=log)
+    log.info("scheduled_sweep: %s", outcome.report.summary_line())

@@ -22,17 +22,16 @@ log = logging.getLogger(__name__)
     use_monitor=True,
 )
 def scheduled_summary(timer: func.TimerRequest) -> None:
-    from shared.bootstrap import get_channel, get_gateway, utcnow
-    from shared.notify.cards import summary_card
-    from shared.settings import get_settings
-    from shared.usecases.notifications import deliver
-    from shared.usecases.summary import summarize
+    from shared.bootstrap import host_app
 
     if timer.past_due:
         log.warning("scheduled_summary is past due: running now")
-    result = summarize(get_gateway(), get_settings(), utcnow())
-    channel = get_channel()
-    delivery = deliver(result.report, [summary_card(result.summary)], channel)
-    ok = delivery is not None and delivery.ok
-    sent = ("posted" if channel.posts else f"only {channel.label}") if ok else "NOT delivered"
-    log.info("scheduled_summary: %s; card %s", dict(result.summary.totals), sent)
+    app = host_app()
+    outcome = app.summary()
+    channel = app.channel
+    sent = (
+        ("posted" if channel.posts else f"only {channel.label}")
+        if outcome.delivered
+        else "NOT delivered"
+    )
+    log.info("scheduled_summary: %s; card %s", dict(outcome.summary.totals), sent)

@@ -129,20 +129,16 @@ def experiment(client) -> tuple[str, str]:
 
 @pytest.fixture
 def app_env(monkeypatch, mlflow_server, experiment):
-    """The environment the CLI and the functions read: the test server and this test's
-    experiment in scope, no other governance setting; the app's cached services are
-    rebuilt from it (cleared before and after)."""
-    from shared.bootstrap import get_channel, get_gateway
-    from shared.settings import get_settings
+    """The environment the CLI reads (and the Functions host builds its App from): the test
+    server and this test's experiment in scope, no other governance setting. The host's App
+    is forgotten before and after, so it is built from this environment on first use."""
+    from shared.bootstrap import reset_host_app
 
     for key in list(os.environ):
         if key.startswith("GOVERNANCE_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
     monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", experiment[1])
-    caches = (get_settings, get_gateway, get_channel)
-    for cache in caches:
-        cache.cache_clear()
+    reset_host_app()
     yield monkeypatch
-    for cache in caches:
-        cache.cache_clear()
+    reset_host_app()

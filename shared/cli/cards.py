@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from shared.app.outcomes import Outcome
 from shared.bootstrap import teams_channel
 from shared.cli.common import emit
-from shared.engine.report import Report
 from shared.notify.sinks import Channel, MemoryCardSink
 from shared.notify.teams import FileCardSink
 from shared.settings import Settings
@@ -52,8 +52,10 @@ def channel_for(
     return Channel(MemoryCardSink(), f"{where} (not posted: {why})")
 
 
-def emit_with_cards(report: Report, args: argparse.Namespace, channel: Channel) -> int:
-    """Print the report and any message kept in memory; the exit code is governance's alone."""
+def emit_with_cards(outcome: Outcome, args: argparse.Namespace, channel: Channel) -> int:
+    """Print the report and any message kept in memory; returns the outcome's exit code
+    (governance's alone: delivery never changes it)."""
+    report = outcome.report
     kept = channel.sink.messages if isinstance(channel.sink, MemoryCardSink) else []
     as_json = bool(getattr(args, "json", False))
     if kept and as_json:
@@ -64,12 +66,12 @@ def emit_with_cards(report: Report, args: argparse.Namespace, channel: Channel) 
         for message in kept:
             print(json.dumps(message, indent=2, ensure_ascii=False))
         print()
-    code = emit(report, args)
-    for note in report.notifications:
-        if note.get("ok") != "true":
-            print(
-                f"mlgov: notification via {note.get('channel')} failed "
-                f"(governance unaffected): {note.get('error')}",
-                file=sys.stderr,
-            )
-    return code
+    emit(report, args)
+    delivery = outcome.delivery
+    if delivery is not None and not delivery.ok:
+        print(
+            f"mlgov: notification via {channel.label} failed "
+            f"(governance unaffected): {delivery.error}",
+            file=sys.stderr,
+        )
+    return outcome.exit_code

@@ -1,4 +1,4 @@
-"""Plumbing shared by the verbs: settings, output, progress on a terminal."""
+"""Plumbing shared by the verbs: settings, the store check, output, progress on a terminal."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+# The exit codes are the App's outcomes' (re-exported for the verbs).
+from shared.app.outcomes import EXIT_FAILED as EXIT_FAILED
+from shared.app.outcomes import EXIT_INVALID as EXIT_INVALID
+from shared.app.outcomes import EXIT_OK as EXIT_OK
 from shared.engine.report import Report
 from shared.errors import SettingsError
 from shared.settings import DEFAULT_EMBEDDED_DB, Settings, load_settings
 
 if TYPE_CHECKING:
     from shared.tracking.gateway import TrackingGateway
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
 
 SubParsers = Any  # argparse's _SubParsersAction is private
 

@@ -12,35 +12,32 @@ import shutil
 import sys
 from pathlib import Path
 
-from shared.bootstrap import build_gateway, utcnow
+from shared.app import App, Outcome, utcnow
+from shared.bootstrap import build_app
 from shared.cli.common import Command, emit
-from shared.engine.report import Report
 from shared.notify.sinks import Channel
 from shared.notify.teams import FileCardSink
 from shared.settings import load_settings
-from shared.tracking.gateway import TrackingGateway
 
 
 def _heading(text: str) -> None:
     print(f"\n== {text}")
 
 
-def _card(report: Report, gateway: TrackingGateway, path: Path, *, cap: int = 0) -> None:
-    from shared.usecases.notifications import notify
+def _to_file(app: App, path: Path) -> App:
+    """The app with this step's card kept in `path` instead of posted."""
+    return app.with_channel(Channel(FileCardSink(path), f"file {path}"))
 
-    delivery = notify(report, Channel(FileCardSink(path), f"file {path}"), gateway, cap=cap)
-    if delivery is not None and delivery.ok:
+
+def _shown(outcome: Outcome, args: argparse.Namespace, path: Path) -> int:
+    code = emit(outcome.report, args)
+    if outcome.delivered:
         print(f"Teams card: {path}")
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
     from shared import demo
-    from shared.events import parse_events
-    from shared.notify.cards import summary_card
-    from shared.usecases.notifications import deliver
-    from shared.usecases.run_event import handle_events
-    from shared.usecases.summary import summarize
-    from shared.usecases.sweep import sweep
 
     folder: Path = args.dir.resolve()
     demo.prepare_folder(folder)
@@ -49,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     env = {"MLFLOW_TRACKING_URI": uri, **demo.DEMO_ENV}
     (folder / "demo.env").write_text(demo.env_file(env), encoding="utf-8")
-    settings = load_settings(env)
-    gateway = build_gateway(settings)
+    # One moment for the whole story: the seeded runs' ages are relative to it.
     now = utcnow()
+    app = build_app(load_settings(env), clock=lambda: now)
     codes: list[int] = []
 
     print(f"Embedded MLflow store: {uri}")
@@ -66,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
     demo.seed(uri, experiment_id, demo.PLAN, now)
 
     _heading("2. The sweep, as the timer runs it: cleanup, then tags, promotion and alerts")
-    report = sweep(gateway, settings, now)
-    codes.append(emit(report, args))
-    _card(report, gateway, cards / "sweep.json", cap=settings.cleanup_max_runs)
+    path = cards / "sweep.json"
+    codes.append(_shown(_to_file(app, path).sweep(), args, path))
 
     _heading("3. Two runs finish now, and Azure ML publishes their events")
     finished = demo.seed(uri, experiment_id, demo.EVENT_PLAN, now, first_index=len(demo.PLAN) + 1)
@@ -77,20 +73,20 @@ def run(args: argparse.Namespace) -> int:
         json.dumps(demo.run_events(experiment_id, finished, now), indent=2), encoding="utf-8"
     )
     print(f"Events (Event Grid and CloudEvents schemas): {events_path}")
-    events, _ = parse_events(events_path.read_text(encoding="utf-8"))
-    report = handle_events(events, gateway, settings, now)
-    codes.append(emit(report, args))
-    _card(report, gateway, cards / "events.json")
+    events = events_path.read_text(encoding="utf-8")
+    path = cards / "events.json"
+    codes.append(_shown(_to_file(app, path).handle_events(events), args, path))
 
     _heading("4. The same events again (Event Grid delivers at least once): nothing twice")
-    codes.append(emit(handle_events(events, gateway, settings, now), args))
+    path = cards / "replay.json"  # stays unwritten: the replay has nothing to say
+    codes.append(_shown(_to_file(app, path).handle_events(events), args, path))
 
     _heading("5. The summary for the last 240 hours, as the weekday timer posts it")
-    result = summarize(gateway, settings, now)
-    print("  " + ", ".join(f"{k}: {v}" for k, v in result.summary.totals.items()))
-    summary_path = cards / "summary.json"
-    deliver(result.report, [summary_card(result.summary)], Channel(FileCardSink(summary_path), ""))
-    print(f"Teams card: {summary_path}")
+    path = cards / "summary.json"
+    outcome = _to_file(app, path).summary()
+    print("  " + ", ".join(f"{k}: {v}" for k, v in outcome.summary.totals.items()))
+    if outcome.delivered:
+        print(f"Teams card: {path}")
 
     mlgov = _invocation()
     print(

@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.bootstrap import utcnow
-from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
-from shared.cli.common import EXIT_INVALID, Command, add_report_flags, gateway_for, settings_for
+from shared.cli.app import app_for
+from shared.cli.cards import add_card_flag, emit_with_cards
+from shared.cli.common import Command, add_report_flags, settings_for
 from shared.errors import InvalidEvent
 
 
@@ -26,24 +26,14 @@ def _read(source: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shared.events import parse_events
-    from shared.usecases.notifications import notify
-    from shared.usecases.run_event import handle_events
-
     settings = settings_for(args)
-    events, rejected = parse_events(_read(args.file))
-    gateway = gateway_for(settings)
-    report = handle_events(events, gateway, settings, utcnow())
-    if rejected:
-        report.extra["rejected_events"] = [
-            {"event_id": exc.event_id, "problem": exc.problem} for exc in rejected
-        ]
-    channel = channel_for(args, settings)
-    notify(report, channel, gateway)
-    code = emit_with_cards(report, args, channel)
-    for exc in rejected:
+    text = _read(args.file)
+    app = app_for(args, settings)
+    outcome = app.handle_events(text)
+    code = emit_with_cards(outcome, args, app.channel)
+    for exc in outcome.rejected:
         print(f"mlgov: invalid input: {exc}", file=sys.stderr)
-    return EXIT_INVALID if rejected else code
+    return code
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -5,36 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.bootstrap import utcnow
+from shared.cli.app import app_for
 from shared.cli.arguments import hours
-from shared.cli.common import (
-    EXIT_FAILED,
-    Command,
-    add_report_flags,
-    emit,
-    gateway_for,
-    settings_for,
-)
-from shared.usecases.restore import restore
+from shared.cli.common import Command, add_report_flags, emit
 
 DEFAULT_SINCE_HOURS = 24.0
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_for(args)
-    report = restore(gateway_for(settings), settings, utcnow(), args.since)
-    code = emit(report, args)
-    details = report.extra.get("restore")
-    if isinstance(details, dict) and details.get("unsupported"):
+    outcome = app_for(args).restore(args.since)
+    emit(outcome.report, args)
+    if outcome.unsupported:
         print(
             "mlgov: this tracking server cannot restore deleted runs, so nothing was restored.\n"
-            f"  {details['unsupported']}\n"
+            f"  {outcome.unsupported}\n"
             "  On Azure ML: `az ml job restore --name <run id>` or `ml_client.jobs.restore(name)`"
             " (azure-ai-ml); the run ids are listed above.",
             file=sys.stderr,
         )
-        return EXIT_FAILED
-    return code
+    return outcome.exit_code
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -4,31 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-from shared.bootstrap import utcnow
+from shared.cli.app import app_for
 from shared.cli.arguments import hours
-from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
-from shared.cli.common import Command, add_report_flags, gateway_for, settings_for
+from shared.cli.cards import add_card_flag, emit_with_cards
+from shared.cli.common import Command, add_report_flags
 
 
 def run(args: argparse.Namespace) -> int:
-    from shared.notify.cards import summary_card
-    from shared.usecases.notifications import deliver
-    from shared.usecases.summary import summarize
-
-    settings = settings_for(args)
-    gateway = gateway_for(settings)
-    result = summarize(gateway, settings, utcnow(), window_hours=args.window_hours)
     # The summary changes nothing, so its --dry-run can only mean: show the card, post nothing.
-    hold = "--dry-run" if args.dry_run else None
-    channel = channel_for(args, settings, hold=hold)
-    deliver(result.report, [summary_card(result.summary)], channel)
+    app = app_for(args, hold="--dry-run" if args.dry_run else None)
+    outcome = app.summary(window_hours=args.window_hours)
     if not args.json:
-        totals = result.summary.totals
-        window = result.report.extra["summary"]
-        assert isinstance(window, dict)
-        print(f"Summary {window['window_start']} -> {window['window_end']} ({window['source']})")
-        print("  " + ", ".join(f"{label}: {count}" for label, count in totals.items()) + "\n")
-    return emit_with_cards(result.report, args, channel)
+        summary = outcome.summary
+        start, end = (
+            t.isoformat(timespec="seconds") for t in (summary.window_start, summary.window_end)
+        )
+        print(f"Summary {start} -> {end} ({summary.source})")
+        print(
+            "  " + ", ".join(f"{label}: {count}" for label, count in summary.totals.items()) + "\n"
+        )
+    return emit_with_cards(outcome, args, app.channel)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

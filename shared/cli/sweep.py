@@ -4,34 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from shared.bootstrap import utcnow
+from shared.cli.app import app_for
 from shared.cli.arguments import hours
-from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
-from shared.cli.common import (
-    Command,
-    TerminalProgress,
-    add_report_flags,
-    gateway_for,
-    settings_for,
-)
-from shared.usecases.sweep import sweep
+from shared.cli.cards import add_card_flag, emit_with_cards
+from shared.cli.common import Command, TerminalProgress, add_report_flags, settings_for
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     if args.catchup_hours is not None:
         settings = settings.model_copy(update={"catchup_hours": args.catchup_hours})
+    app = app_for(args, settings)
     progress = TerminalProgress.for_args(args)
-    gateway = gateway_for(settings)
     try:
-        report = sweep(gateway, settings, utcnow(), progress=progress)
+        outcome = app.sweep(progress=progress)
     finally:
         progress.done()
-    from shared.usecases.notifications import notify
-
-    channel = channel_for(args, settings)
-    notify(report, channel, gateway, cap=settings.cleanup_max_runs)
-    return emit_with_cards(report, args, channel)
+    return emit_with_cards(outcome, args, app.channel)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from shared.notify.blocks import encode_envelope, envelope
 from shared.notify.sizing import fit
+from shared.redact import uri_origin
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,8 @@ class CardSink(Protocol):
 
 def mask_url(url: str) -> str:
     """Scheme, host and port only, e.g. `https://host/…(masked)`: safe to log."""
-    try:
-        parts = urlsplit(url.strip())
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return "(masked URL)"
-    if not parts.scheme or not host:
-        return "(masked URL)"
-    shown = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{shown}{f':{port}' if port else ''}/{_MASKED}"
+    origin = uri_origin(url)
+    return "(masked URL)" if origin is None else f"{origin}/{_MASKED}"
 
 
 class TeamsNotifier:

@@ -1,12 +1,11 @@
 """Parsers of the settings that name a place: the tracking URI, the Teams webhook, the Event Grid
-topic, and the Azure ML workspace (its coordinates or its ARM id). Messages never echo a value
-that may carry a credential.
+topic, and GUIDs (the workspace settings are in `shared.settings.workspaces`). Messages never
+echo a value that may carry a credential.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import SecretStr
@@ -36,32 +35,6 @@ _NEEDS_HOST = frozenset({"http", "https", "azureml"})
 # missing, role not yet propagated): https://learn.microsoft.com/azure/app-service/app-service-key-vault-references
 _KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(", re.IGNORECASE)
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-# ARM's rules: resource group names are letters, digits, `-_.()`, at most 90, not ending in `.`;
-# workspace names match `^[a-zA-Z0-9][a-zA-Z0-9_-]{2,32}$` (the workspaces resource schema).
-_RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
-_WORKSPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$")
-# ARM ids are case-insensitive; Azure itself returns `resourcegroups` in some answers.
-_WORKSPACE_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
-    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<name>[^/]+)/?$",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Workspace:
-    """An Azure ML workspace's coordinates, from the three settings or from its ARM id."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-
-    @property
-    def resource_id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/Microsoft.MachineLearningServices/workspaces/{self.name}"
-        )
 
 
 def _split(value: str) -> SplitResult:
@@ -141,55 +114,3 @@ def guid(value: object) -> str | None:
     if not _GUID.match(text):
         raise ValueError(f"not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx): {text!r}")
     return text
-
-
-def resource_group(value: object) -> str | None:
-    if is_blank(value):
-        return None
-    text = str(value).strip()
-    if not _RESOURCE_GROUP.match(text):
-        raise ValueError(
-            f"not a resource group name: {text!r} (letters, digits, -_.(), at most 90, "
-            "not ending in '.')"
-        )
-    return text
-
-
-def workspace_name(value: object) -> str | None:
-    if is_blank(value):
-        return None
-    text = str(value).strip()
-    if not _WORKSPACE.match(text):
-        raise ValueError(
-            f"not a workspace name: {text!r} (3-33 letters, digits, '-' or '_', "
-            "starting with a letter or digit)"
-        )
-    return text
-
-
-def workspace_id(value: object) -> Workspace | None:
-    """`/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/
-    workspaces/{name}`, parsed into coordinates (each part checked like its own setting)."""
-    if is_blank(value):
-        return None
-    text = str(value).strip()
-    match = _WORKSPACE_ID.match(text)
-    if not match:
-        raise ValueError(
-            "not a workspace ARM id: expected /subscriptions/{subscription}/resourceGroups/"
-            "{group}/providers/Microsoft.MachineLearningServices/workspaces/{name}, "
-            f"got {text!r}"
-        )
-    subscription = guid(match["subscription"])
-    group = resource_group(match["group"])
-    name = workspace_name(match["name"])
-    # Each part is non-blank by the pattern, so each parser returned text.
-    assert subscription is not None
-    assert group is not None
-    assert name is not None
-    return Workspace(subscription, group, name)
-
-
-def workspace_id_text(value: object) -> str | None:
-    """The ARM id as given, once `workspace_id` accepts it."""
-    return None if workspace_id(value) is None else str(value).strip()

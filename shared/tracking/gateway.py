@@ -14,8 +14,9 @@ from shared.model import Experiment, ModelVersion, Run
 class RunQuery:
     """Which runs of one experiment to walk. Every field narrows; None means no limit.
 
-    `statuses` are MLflow's upper-case statuses; the times compare with the run's end
-    (its start when it has none). Deleted runs are walked only with `deleted=True`.
+    `statuses` are MLflow's upper-case statuses. `finished_before` compares with the run's
+    end (its start when it has none); `finished_after` with its end only, so a run without
+    one is never "finished after". Deleted runs are walked only with `deleted=True`.
     """
 
     experiment_id: str

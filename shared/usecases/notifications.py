@@ -9,17 +9,17 @@ not alert twice while a failed delivery leaves the run unmarked for the next att
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from shared import tags as T
-from shared.engine.actions import SetRunTags, Target
+from shared.engine.actions import RunFailedNotice, SetRunTags, Unable
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
 from shared.errors import TrackingUnavailable
 from shared.model import Run
 from shared.notify.blocks import Card
-from shared.notify.from_report import RunLink, failure, one_card, report_cards
+from shared.notify.from_report import RunLink, one_card, report_cards
 from shared.notify.sinks import Channel
 from shared.notify.sizing import fit, size_of
 from shared.notify.teams import Delivery
@@ -87,7 +87,17 @@ def run_link(gateway: TrackingGateway) -> RunLink:
 MARK_POLICY = "run-event"
 
 
-def mark_notified(report: Report, gateway: TrackingGateway, delivery: Delivery | None) -> None:
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def mark_notified(
+    report: Report,
+    gateway: TrackingGateway,
+    delivery: Delivery | None,
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+) -> None:
     """Tag each run whose failure notice went out in the delivered card, through the executor
     (the only mutating caller), adding those records to the report.
 
@@ -97,18 +107,16 @@ def mark_notified(report: Report, gateway: TrackingGateway, delivery: Delivery |
     if delivery is None or not delivery.ok or report.dry_run:
         return
     executor = Executor(gateway, dry_run=False)
-    notified_at = datetime.now(UTC).isoformat()
-    announced = [r for r in report.records if r.outcome == "applied" and failure(r) is not None]
+    notified_at = clock().isoformat()
+    announced = [
+        r
+        for r in report.records
+        if r.outcome == "applied" and isinstance(r.decision, RunFailedNotice)
+    ]
     for record in announced:
         action = SetRunTags(
             policy=MARK_POLICY,
-            target=Target(
-                run_id=record.run_id,
-                experiment_id=record.experiment_id,
-                experiment_name=record.experiment,
-                run_name=record.run_name,
-                user=record.user,
-            ),
+            target=record.decision.target,
             reason="failure notice delivered",
             set_tags={T.FAILURE_NOTIFIED_AT: notified_at},
         )
@@ -117,34 +125,38 @@ def mark_notified(report: Report, gateway: TrackingGateway, delivery: Delivery |
         except TrackingUnavailable as exc:
             # Unmarked, a redelivered event alerts once more: better than no alert.
             log.warning("run %s not marked notified: %s", record.run_id, exc)
-            report.add(
-                Record.about(
-                    action.target,
-                    policy=MARK_POLICY,
-                    action=action.kind,
-                    outcome="failed",
-                    reason=f"{action.reason}; not marked: {exc}",
-                )
-            )
+            # Not attempted as such: the record names the step, with no details (as always).
+            reason = f"{action.reason}; not marked: {exc}"
+            report.add(Record(Unable.instead_of(action, reason), "failed", reason))
 
 
 def notify(
-    report: Report, channel: Channel, gateway: TrackingGateway, *, cap: int = 0
+    report: Report,
+    channel: Channel,
+    gateway: TrackingGateway,
+    *,
+    cap: int = 0,
+    clock: Callable[[], datetime] = _utcnow,
 ) -> Delivery | None:
-    """The report's notices (promotions, failures, violations, cleanup) as one card."""
+    """The report's notices (promotions, failures, violations, cleanup) as one card; the
+    runs whose failure notice it carried are marked notified at `clock()` once it is out.
+
+    None when there was nothing to say; a failed `Delivery` when the card could not be built.
+    """
     try:
         cards = report_cards(report, run_link(gateway), cap=cap)
     except Exception as exc:  # never let a card bug turn a governed run into a failed invocation
         log.exception("building the %s card failed", report.command)
+        failed = Delivery(False, None, 0, f"{type(exc).__name__}: card not built")
         report.notifications.append(
             {
                 "channel": channel.label,
                 "posted": "false",
                 "ok": "false",
-                "error": f"{type(exc).__name__}: card not built",
+                "error": failed.error or "",
             }
         )
-        return None
+        return failed
     delivery = deliver(report, cards, channel)
-    mark_notified(report, gateway, delivery)
+    mark_notified(report, gateway, delivery, clock=clock)
     return delivery

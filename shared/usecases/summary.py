@@ -11,13 +11,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from shared import tags as T
 from shared.engine.report import Report
 from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment, Run
 from shared.notify.notices import ExperimentActivity, FailedAction, PromotionNotice, Summary
+from shared.redact import uri_host
 from shared.settings import Policy, Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway
 from shared.usecases.outage import Outage
@@ -83,9 +83,9 @@ def source_label(tracking_uri: str) -> str:
     if tracking_uri.startswith("azureml://"):
         workspace = tracking_uri.rstrip("/").rsplit("/workspaces/", 1)
         return workspace[1].split("/")[0] if len(workspace) == 2 else "Azure ML"
-    parts = urlsplit(tracking_uri)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        return parts.hostname + (f":{parts.port}" if parts.port else "")
+    host = uri_host(tracking_uri)
+    if host is not None and tracking_uri.lower().startswith(("http://", "https://")):
+        return host
     return "local MLflow store"
 
 

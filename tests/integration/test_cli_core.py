@@ -10,6 +10,8 @@ import pytest
 from shared.cli import main
 from tests.support import make_run
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def env(app_env):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.errors import RunNotFound, TrackingUnavailable
+from shared.tracking.client_defaults import HTTP_DEFAULTS, apply_client_defaults
 from shared.tracking.gateway import ModelSource, RunQuery
-from shared.tracking.mlflow_gateway import HTTP_DEFAULTS, MlflowGateway, run_url
+from shared.tracking.links import run_url
+from shared.tracking.mlflow_gateway import MlflowGateway
 from tests.conftest import free_port
 from tests.support import make_run
 
@@ -72,10 +75,10 @@ def test_iter_runs_filters_by_status_and_time(gateway, client, experiment):
     assert ids(finished_after=now - timedelta(hours=24)) == {new_failed, finished}
 
 
-def test_iter_runs_walks_every_page(gateway, client, experiment, monkeypatch):
+def test_iter_runs_walks_every_page(mlflow_server, client, experiment):
     experiment_id, _ = experiment
     created = {make_run(client, experiment_id) for _ in range(7)}
-    monkeypatch.setattr("shared.tracking.mlflow_gateway.PAGE_SIZE", 3)
+    gateway = MlflowGateway(mlflow_server.uri, page_size=3)
     assert {r.run_id for r in gateway.iter_runs(RunQuery(experiment_id))} == created
 
 
@@ -178,7 +181,7 @@ def test_http_defaults_fit_event_grid_unless_the_user_set_them(monkeypatch):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "42")  # the user's own choice
 
-    MlflowGateway(f"http://127.0.0.1:{free_port()}")
+    apply_client_defaults(os.environ)
 
     from mlflow.environment_variables import (
         MLFLOW_DISABLE_TELEMETRY,
@@ -193,7 +196,7 @@ def test_http_defaults_fit_event_grid_unless_the_user_set_them(monkeypatch):
     assert MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == 1
     assert MLFLOW_DISABLE_TELEMETRY.get() is True
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT")
-    MlflowGateway(f"http://127.0.0.1:{free_port()}")
+    apply_client_defaults(os.environ)
     assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 10
 
 

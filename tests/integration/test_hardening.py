@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 from shared import tags as T
-from shared.bootstrap import get_channel, get_gateway
+from shared.bootstrap import reset_host_app
 from shared.cli import main
 from shared.engine.actions import DeleteRun
 from shared.engine.executor import Executor
@@ -84,8 +84,8 @@ def artifact_listings(method: str, path: str, body: object) -> bool:
 
 
 def _clear_caches() -> None:
-    for cached in (get_settings, get_gateway, get_channel):
-        cached.cache_clear()
+    # The Functions host's App is rebuilt from the environment as it is now.
+    reset_host_app()
 
 
 @pytest.fixture

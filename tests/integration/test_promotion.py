@@ -592,4 +592,4 @@ def test_logged_models_are_looked_up_by_run_on_the_server(
     )
     narrow = f"name = 'model' AND source_run_id = '{runs[1]}'"
     assert recording.filters == ([narrow, "name = 'model'"] if refuse else [narrow])
-    assert gateway.server_logged_model_run_filter is not refuse
+    assert gateway.capabilities.logged_model_run_filter is not refuse

@@ -1,8 +1,9 @@
 """Run events end to end against the real server: the use case, `mlgov handle-event` and the
 `on_run_event` function called with real azure.functions event objects.
 
-Services are injected through the environment the app reads (the test server's URI), with
-the cached settings and gateway cleared around each test; nothing is patched.
+The function runs with an App built for the test (`use_app`: the test server's gateway, a
+channel keeping cards in memory); the CLI reads the environment, as it does by contract.
+Nothing is patched.
 """
 
 from __future__ import annotations
@@ -14,19 +15,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.bootstrap import get_channel, get_gateway
+from shared.bootstrap import App, build_app, use_app
 from shared.cli import main
-from shared.engine.report import Record
 from shared.errors import TrackingError, TrackingUnavailable
 from shared.events import parse_event
 from shared.notify.sinks import Channel, MemoryCardSink
 from shared.notify.teams import Delivery
-from shared.settings import get_settings
 from shared.tracking.mlflow_gateway import MlflowGateway
 from shared.usecases.notifications import notify
 from shared.usecases.run_event import handle_events
 from tests.conftest import free_port
 from tests.event_samples import cloud_event, event_grid_event, on_run_event_function, run_event
+from tests.receiver import card_text
 from tests.support import make_run, settings
 
 pytestmark = pytest.mark.integration
@@ -256,16 +256,23 @@ def test_unreachable_server_raises_unavailable_before_changing_anything(mlflow_s
 
 @pytest.fixture
 def env(app_env):
-    """The process environment the CLI and the function read: the test server, promotion on."""
+    """The process environment the CLI reads: the test server, promotion on."""
     app_env.setenv("GOVERNANCE_PROMOTION_METRIC", "auc_roc")
     app_env.setenv("GOVERNANCE_PROMOTION_THRESHOLD", "0.8")
     return app_env
 
 
-def _clear_caches():
-    # The app's cached services, rebuilt from the environment above on first use.
-    for cached in (get_settings, get_gateway, get_channel):
-        cached.cache_clear()
+def host(uri: str, experiment_name: str = "*", **env: str) -> App:
+    """The Functions host's App for one test: `uri`, one experiment in scope, promotion on,
+    cards kept in memory (`app.channel.sink.messages`)."""
+    the_settings = settings(
+        uri,
+        experiments=experiment_name,
+        promotion_metric="auc_roc",
+        promotion_threshold="0.8",
+        **env,
+    )
+    return build_app(the_settings, channel=Channel(MemoryCardSink(), "memory"))
 
 
 def cli(capsys, tmp_path, events, *flags: str) -> tuple[int, dict, str]:
@@ -350,71 +357,82 @@ def test_cli_unreachable_server_exits_1(env, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("schema", ["eventgrid", "cloudevents"])
-def test_function_promotes_from_either_schema(env, client, experiment, caplog, schema):
+def test_function_promotes_from_either_schema(mlflow_server, client, experiment, caplog, schema):
     experiment_id, name = experiment
     run_id = make_run(client, experiment_id, metrics={"auc_roc": 0.91}, model=True)
     event = run_event(run_id, experiment_id, name, schema=schema)
     build = event_grid_event if schema == "eventgrid" else cloud_event
+    app = host(mlflow_server.uri, name)
 
-    with caplog.at_level(logging.INFO, logger="functions.run_events"):
+    with use_app(app), caplog.at_level(logging.INFO, logger="functions.run_events"):
         on_run_event_function()(build(event))
 
     assert client.get_model_version_by_alias(name, "champion").run_id == run_id
     assert f"on_run_event {event['id']}: handle-event: 1 decisions: 1 applied" in caplog.text
+    (message,) = app.channel.sink.messages  # the promotion card, on the app's channel
+    assert f"Model promoted: {name} v1" in card_text(message)
 
 
-def test_function_drops_a_malformed_event_without_raising(env, caplog):
+def test_function_drops_a_malformed_event_without_raising(mlflow_server, caplog):
     event = run_event("r1")
     event["data"]["runId"] = 42
+    app = host(mlflow_server.uri)
 
-    with caplog.at_level(logging.ERROR, logger="functions.run_events"):
+    with use_app(app), caplog.at_level(logging.ERROR, logger="functions.run_events"):
         on_run_event_function()(event_grid_event(event))
 
     assert f"on_run_event {event['id']} dropped (malformed, not retried): data.runId" in caplog.text
+    assert app.channel.sink.messages == []
 
 
-def test_function_drops_an_event_whose_run_id_the_server_rejects(env, caplog):
+def test_function_drops_an_event_whose_run_id_the_server_rejects(mlflow_server, caplog):
     """An id MLflow calls invalid is a poison event: skipped, never redelivered for a day."""
     event = run_event("not a valid id!")
+    app = host(mlflow_server.uri)
 
-    with caplog.at_level(logging.INFO, logger="functions.run_events"):
+    with use_app(app), caplog.at_level(logging.INFO, logger="functions.run_events"):
         on_run_event_function()(event_grid_event(event))
 
     assert f"on_run_event {event['id']}: handle-event: 1 decisions: 0 applied" in caplog.text
-    report = handle(get_gateway(), get_settings(), event)
-    (record,) = report.records
+    outcome = app.handle_events(event)
+    (record,) = outcome.report.records
     assert (record.outcome, record.reason) == ("skipped", "not a valid run id on this server")
+    assert outcome.redelivery is None
 
 
 def test_a_refusal_other_than_access_is_recorded_not_redelivered():
-    from shared.engine.report import Report
     from shared.usecases.run_event import raise_for_redelivery
 
+    class Refusing:
+        """A server that refuses to read the run with `error` (nothing else is reached)."""
+
+        tracking_uri = "http://127.0.0.1:9"
+
+        def __init__(self, error):
+            self.error = error
+
+        def get_run(self, run_id):
+            raise self.error
+
     def unread(reason, code):
-        record = Record(
-            policy="run-event",
-            run_id="r",
-            experiment="e",
-            action="read-run",
-            outcome="failed",
-            reason=reason,
-            details={"error_code": code} if code else {},
-        )
-        report = Report(command="handle-event", dry_run=False)
-        report.add(record)
+        # The record the use case makes of the refusal, as the function then sees it.
+        event = parse_event(run_event("a" * 32))
+        refusing = Refusing(TrackingError(reason, code))
+        report = handle_events([event], refusing, settings(), datetime.now(UTC))
+        (record,) = report.records
+        assert (record.action, record.outcome) == ("read-run", "failed")
         return report
 
-    raise_for_redelivery(unread("cannot read the run: BAD_REQUEST: nope", "BAD_REQUEST"))
+    raise_for_redelivery(unread("BAD_REQUEST: nope", "BAD_REQUEST"))
     with pytest.raises(TrackingError):
-        raise_for_redelivery(unread("cannot read the run: denied", "PERMISSION_DENIED"))
+        raise_for_redelivery(unread("denied", "PERMISSION_DENIED"))
     with pytest.raises(TrackingError):
         raise_for_redelivery(unread("failed with error code 403 != 200", ""))
 
 
-def test_function_raises_when_the_server_is_down_so_event_grid_redelivers(env):
-    env.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    _clear_caches()
-    with pytest.raises(TrackingUnavailable):
+def test_function_raises_when_the_server_is_down_so_event_grid_redelivers():
+    dead = host(f"http://127.0.0.1:{free_port()}")
+    with use_app(dead), pytest.raises(TrackingUnavailable):
         on_run_event_function()(cloud_event(run_event("r1", schema="cloudevents")))
 
 
@@ -423,19 +441,22 @@ def test_function_raises_when_the_server_is_down_so_event_grid_redelivers(env):
 
 @pytest.fixture
 def forbidding(env, httpserver):
-    """MLFLOW_TRACKING_URI at a local HTTP server answering every MLflow call with 403, as
-    Azure ML does while the Function App's new role assignment propagates."""
+    """A local HTTP server answering every MLflow call with 403, as Azure ML does while the
+    Function App's new role assignment propagates; MLFLOW_TRACKING_URI points at it."""
     body = {"error_code": "PERMISSION_DENIED", "message": "identity lacks AzureML Data Scientist"}
     httpserver.expect_request(re.compile("/api/.*")).respond_with_json(body, status=403)
     env.setenv("MLFLOW_TRACKING_URI", httpserver.url_for("").rstrip("/"))
-    _clear_caches()
     return httpserver
 
 
 def test_function_raises_when_the_run_cannot_be_read_so_event_grid_redelivers(forbidding):
     event = run_event("a" * 32, schema="cloudevents")
+    refused = host(forbidding.url_for("").rstrip("/"))
 
-    with pytest.raises(TrackingError, match="identity lacks AzureML Data Scientist"):
+    with (
+        use_app(refused),
+        pytest.raises(TrackingError, match="identity lacks AzureML Data Scientist"),
+    ):
         on_run_event_function()(cloud_event(event))
 
     assert any(request.path.endswith("/runs/get") for request, _ in forbidding.log)

@@ -1,7 +1,8 @@
 """`scheduled_sweep` and `mlgov sweep`/`mlgov restore` end to end against the real server.
 
-Services are injected through the environment the app reads (the test server's URI), with
-the cached settings and gateway cleared around each test; nothing is patched.
+The timer runs with an App built for the test (`use_app`: the test server's gateway, a
+channel keeping cards in memory); the CLI reads the environment, as it does by contract.
+Nothing is patched.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 from shared import tags as T
+from shared.bootstrap import App, build_app, use_app
 from shared.cli import main
-from tests.support import make_run
+from shared.notify.sinks import Channel, MemoryCardSink
+from tests.receiver import card_text
+from tests.support import make_run, settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,81 +40,97 @@ def deleted(client, run_id):
     return client.get_run(run_id).info.lifecycle_stage == "deleted"
 
 
-@pytest.mark.parametrize("past_due", [False, True])
-def test_timer_runs_the_sweep(env, client, experiment, caplog, past_due):
+def host(uri: str, experiment_name: str, **env: str) -> App:
+    """The Functions host's App for one test: `uri`, one experiment in scope, cleanup of
+    failed runs, cards kept in memory (`app.channel.sink.messages`)."""
+    the_settings = settings(uri, experiments=experiment_name, cleanup_statuses="FAILED", **env)
+    return build_app(the_settings, channel=Channel(MemoryCardSink(), "memory"))
+
+
+def run_timer(app: App, caplog, *, past_due: bool = False) -> list[str]:
+    """One `scheduled_sweep` invocation with `app`; the function's log lines."""
     from functions.scheduled_sweep import scheduled_sweep
 
-    exp_id, _ = experiment
+    caplog.clear()
+    with use_app(app), caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
+        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=past_due))
+    return [r.getMessage() for r in caplog.records if r.name == "functions.scheduled_sweep"]
+
+
+@pytest.mark.parametrize("past_due", [False, True])
+def test_timer_runs_the_sweep(mlflow_server, client, experiment, caplog, past_due):
+    exp_id, name = experiment
     old = make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
     young = make_run(client, exp_id, status="FAILED", ended_hours_ago=1)
+    app = host(mlflow_server.uri, name)
 
-    with caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
-        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=past_due))
+    lines = run_timer(app, caplog, past_due=past_due)
 
     assert deleted(client, old)
     assert not deleted(client, young)
-    lines = [r.getMessage() for r in caplog.records if r.name == "functions.scheduled_sweep"]
     assert lines[-1].startswith("scheduled_sweep: sweep: ")
     # The old run deleted; the young one's missed failure notice sent, then the run marked.
     assert "3 applied" in lines[-1]
     assert any(f"notify run {young} " in line for line in lines)
     assert "governance.failure_notified_at" in client.get_run(young).data.tags
     assert any("past due" in line for line in lines) is past_due
+    (message,) = app.channel.sink.messages  # one card for the whole sweep
+    assert "Cleanup: 1 run deleted" in card_text(message)
 
 
 def test_timer_in_dry_run_logs_each_planned_action_and_changes_nothing(
-    env, client, experiment, caplog
+    mlflow_server, client, experiment, caplog
 ):
-    from functions.scheduled_sweep import scheduled_sweep
-
-    exp_id, _ = experiment
+    exp_id, name = experiment
     old = make_run(client, exp_id, status="FAILED", ended_hours_ago=100)
-    env.setenv("GOVERNANCE_DRY_RUN", "true")
 
-    with caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
-        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=False))
+    lines = run_timer(host(mlflow_server.uri, name, dry_run="true"), caplog)
 
     assert not deleted(client, old)
-    lines = [r.getMessage() for r in caplog.records if r.name == "functions.scheduled_sweep"]
     assert any(
         line.startswith(f"planned cleanup-failed-runs delete-run run {old} ") for line in lines
     )
 
 
-def test_sweep_alerts_a_missed_failure_once_and_never_in_dry_run(env, client, experiment, caplog):
-    from functions.scheduled_sweep import scheduled_sweep
+def test_sweep_alerts_a_missed_failure_once_and_never_in_dry_run(
+    mlflow_server, client, experiment, caplog
+):
+    exp_id, name = experiment
+    failed = make_run(client, exp_id, status="KILLED", ended_hours_ago=1)
 
-    failed = make_run(client, experiment[0], status="KILLED", ended_hours_ago=1)
-    timer = scheduled_sweep.build().get_user_function()
+    def notices(app: App) -> int:
+        return sum(f"notify run {failed} " in line for line in run_timer(app, caplog))
 
-    env.setenv("GOVERNANCE_DRY_RUN", "true")
-    with caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
-        timer(TimerRequest(past_due=False))
-    assert f"notify run {failed} " not in caplog.text
-
-    env.setenv("GOVERNANCE_DRY_RUN", "false")
-    from shared.settings import get_settings
-
-    get_settings.cache_clear()
-
-    def notices_in_one_sweep():
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
-            timer(TimerRequest(past_due=False))
-        return caplog.text.count(f"notify run {failed} ")
-
-    assert notices_in_one_sweep() == 1
-    assert notices_in_one_sweep() == 0  # marked after the first delivery: no repeat
+    assert notices(host(mlflow_server.uri, name, dry_run="true")) == 0
+    live = host(mlflow_server.uri, name)
+    assert notices(live) == 1
+    assert notices(live) == 0  # marked after the first delivery: no repeat
 
 
-def test_timer_fails_when_the_server_is_down(env):
-    from functions.scheduled_sweep import scheduled_sweep
+def test_timer_fails_when_the_server_is_down(experiment, caplog):
     from shared.errors import TrackingUnavailable
     from tests.conftest import free_port
 
-    env.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    dead = host(f"http://127.0.0.1:{free_port()}", experiment[1])
     with pytest.raises(TrackingUnavailable):
-        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=False))
+        run_timer(dead, caplog)
+
+
+def test_the_timer_builds_its_app_from_the_environment_on_first_use(
+    app_env, client, experiment, caplog
+):
+    """Without an injected App, the host builds one from the app settings, once."""
+    from functions.scheduled_sweep import scheduled_sweep
+    from shared.bootstrap import host_app
+
+    old = make_run(client, experiment[0], status="FAILED", ended_hours_ago=100)
+    app_env.setenv("GOVERNANCE_CLEANUP_STATUSES", "FAILED")
+
+    scheduled_sweep.build().get_user_function()(TimerRequest(past_due=False))
+
+    assert deleted(client, old)
+    assert host_app().settings.experiments == (experiment[1],)
+    assert host_app() is host_app()
 
 
 def test_function_app_indexes_the_timer_on_the_schedule_setting():

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
+from shared.errors import CapabilityUnsupported
+from shared.tracking.capabilities import Capabilities
 from shared.tracking.gateway import RunQuery
 from shared.tracking.mlflow_gateway import MlflowGateway
 
@@ -64,7 +73,8 @@ def test_refused_filter_falls_back_to_client_side_filtering():
     gateway = MlflowGateway("azureml://example", client=client)
     query = RunQuery("1", statuses=frozenset({"FAILED"}), finished_before=NOW - timedelta(hours=72))
     assert [r.run_id for r in gateway.iter_runs(query)] == ["a"]
-    assert gateway.server_filters is False
+    assert gateway.capabilities.status_filters is False
+    assert gateway.capabilities.time_filters is False
     assert client.filters[0].startswith("attributes.status = 'FAILED'")
     # Later queries no longer send filters the server refused.
     client.filters.clear()
@@ -146,8 +156,8 @@ def test_refused_status_filter_keeps_tag_filters_on_the_server():
     query = RunQuery("1", statuses=frozenset({"FAILED"}), finished_before=NOW - timedelta(hours=72))
 
     assert [r.run_id for r in gateway.iter_runs(query)] == ["parent", "child"]
-    assert gateway.server_filters is False
-    assert gateway.server_tag_filters is True
+    assert gateway.capabilities.status_filters is False
+    assert gateway.capabilities.tag_filters is True
 
     client.filters.clear()
     assert [r.run_id for r in gateway.iter_child_runs("1", "parent")] == ["child"]
@@ -160,5 +170,118 @@ def test_refused_tag_filter_falls_back_to_the_client_too():
     gateway = MlflowGateway("azureml://example", client=client)
 
     assert [r.run_id for r in gateway.iter_child_runs("1", "parent")] == ["child"]
-    assert gateway.server_tag_filters is False
+    assert gateway.capabilities.tag_filters is False
     assert client.filters[-1] == ""
+
+
+# -- capabilities given up front: the fallback directly, the refused call never made --
+
+
+def never(name):
+    def call(*args, **kwargs):
+        raise AssertionError(f"{name} called although the server refuses it")
+
+    return call
+
+
+class Unreachable:
+    """A client any call of which fails the test: what the capabilities rule out."""
+
+    def __getattr__(self, name):
+        return never(name)
+
+
+def test_known_refusals_go_straight_to_the_fallback():
+    client = NoAliasClient()
+    client.set_registered_model_alias = never("set_registered_model_alias")
+    client.get_model_version_by_alias = never("get_model_version_by_alias")
+    gateway = MlflowGateway(
+        "azureml://example", client=client, capabilities=Capabilities(aliases=False)
+    )
+    assert gateway.set_alias("m", "champion", "2") == "tag governance.alias"
+    assert gateway.get_model_version_by_alias("m", "champion").version == "2"
+
+
+def test_a_server_known_not_to_restore_is_not_asked():
+    gateway = MlflowGateway(
+        "azureml://example", client=Unreachable(), capabilities=Capabilities(restore=False)
+    )
+    with pytest.raises(CapabilityUnsupported, match="az ml job restore --name r1"):
+        gateway.restore_run("r1")
+
+
+class VersionsClient:
+    """Versions of two runs; refuses nothing, records the filters it is sent."""
+
+    def __init__(self):
+        self.filters = []
+
+    def search_model_versions(self, filter_string=None, max_results=None, page_token=None):
+        self.filters.append(filter_string)
+        return Page(
+            SimpleNamespace(name="m", version=v, run_id=r, source="s", tags={}, aliases=[])
+            for v, r in (("1", "a"), ("2", "b"), ("3", "a"))
+        )
+
+
+def test_no_run_filter_on_versions_walks_them_by_name():
+    client = VersionsClient()
+    gateway = MlflowGateway(
+        "azureml://example", client=client, capabilities=Capabilities(version_run_filter=False)
+    )
+    assert [v.version for v in gateway.find_model_versions("m", "a")] == ["1", "3"]
+    assert gateway.run_has_model_versions("b")
+    assert not gateway.run_has_model_versions("c")
+    assert all("run_id" not in (f or "") for f in client.filters)
+
+
+def test_each_gateway_learns_its_own_server():
+    refusing, accepting = NoFilterClient(), TagsOnlyClient()
+    first = MlflowGateway("azureml://one", client=refusing)
+    second = MlflowGateway("azureml://two", client=accepting)
+    list(first.iter_runs(RunQuery("1", statuses=frozenset({"FAILED"}))))
+    assert first.capabilities.status_filters is False
+    assert second.capabilities == Capabilities()
+
+
+# -- an injected client: no MLflow import, no environment written --
+
+
+def test_an_injected_client_imports_no_mlflow_and_writes_no_environment():
+    script = textwrap.dedent(
+        """
+        import os, sys
+        from types import SimpleNamespace
+        before = dict(os.environ)
+        from shared.tracking.gateway import RunQuery
+        from shared.tracking.mlflow_gateway import MlflowGateway
+
+        class Page(list):
+            token = None
+
+        class Client:
+            def search_experiments(self, **kwargs):
+                return Page([SimpleNamespace(experiment_id=1, name="e")])
+            def search_runs(self, experiment_ids, **kwargs):
+                return Page([])
+            def search_model_versions(self, **kwargs):
+                return Page([])
+
+        gateway = MlflowGateway("http://127.0.0.1:1", client=Client())
+        assert [e.name for e in gateway.iter_experiments()] == ["e"]
+        assert list(gateway.iter_runs(RunQuery("1", statuses=frozenset({"FAILED"})))) == []
+        assert gateway.find_model_versions("m", "r") == []
+        assert "mlflow" not in sys.modules, "mlflow imported"
+        assert dict(os.environ) == before, "environment written"
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,171 @@
+"""Experiment and run calls of the MLflow adapter: paged searches, entity mapping, run writes.
+
+A run filter the server refuses is given up (recorded in the server's `Capabilities`) and the
+search retried; the client re-checks every query, so the results do not change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.errors import RunNotFound, TrackingError
+from shared.model import Experiment, Run, normalise_status
+from shared.tracking.capabilities import Capabilities
+from shared.tracking.errors import (
+    NOT_FOUND_CODES,
+    call,
+    cannot_restore,
+    error_code,
+    is_transient,
+    paged,
+    pages,
+    translate,
+)
+from shared.tracking.filters import attribute_clauses, matches, server_filter
+from shared.tracking.gateway import RunQuery
+
+log = logging.getLogger(__name__)
+
+# mlflow.entities.ViewType's values (plain ints there too), so a read imports no MLflow.
+_ACTIVE_ONLY, _DELETED_ONLY = 1, 2
+# How a server answers a filter it cannot run (Azure ML may give no code at all).
+_REFUSED_FILTER_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", ""})
+
+
+def _ms_to_datetime(value: int | None) -> datetime | None:
+    if value is None or value <= 0:
+        return None
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+def map_run(run: Any) -> Run:
+    """`shared.model.Run` from an `mlflow.entities.Run`."""
+    info, data = run.info, run.data
+    return Run(
+        run_id=info.run_id,
+        experiment_id=str(info.experiment_id),
+        status=normalise_status(str(info.status)),
+        start_time=_ms_to_datetime(info.start_time),
+        end_time=_ms_to_datetime(info.end_time),
+        tags=dict(data.tags),
+        metrics={k: float(v) for k, v in data.metrics.items()},
+        deleted=info.lifecycle_stage == "deleted",
+    )
+
+
+class MlflowRuns:
+    """Experiments and runs through an `MlflowClient` (or anything with its methods)."""
+
+    def __init__(self, client: Any, capabilities: Capabilities, page_size: int) -> None:
+        self._client = client
+        self._caps = capabilities
+        self._page_size = page_size
+
+    def iter_experiments(self) -> Iterator[Experiment]:
+        found = paged(
+            "search_experiments", self._client.search_experiments, max_results=self._page_size
+        )
+        for exp in found:
+            yield Experiment(experiment_id=str(exp.experiment_id), name=exp.name)
+
+    def get_experiment(self, experiment_id: str) -> Experiment | None:
+        try:
+            exp = self._client.get_experiment(experiment_id)
+        except Exception as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
+                return None
+            raise translate("get_experiment", exc, None) from exc
+        return Experiment(experiment_id=str(exp.experiment_id), name=exp.name)
+
+    def get_run(self, run_id: str) -> Run:
+        try:
+            raw = call("get_run", self._client.get_run, run_id, for_run=run_id)
+        except TrackingError as exc:
+            # The only parameter is the id: a server that calls it invalid holds no such run.
+            if exc.code == "INVALID_PARAMETER_VALUE":
+                raise RunNotFound(run_id, "not a valid run id on this server") from exc
+            raise
+        return map_run(raw)
+
+    def _search(self, experiment_id: str, filter_string: str, deleted: bool) -> Iterator[Any]:
+        # Untranslated: `_iter_filtered` tells a refused filter from other errors by MLflow's code.
+        return pages(
+            self._client.search_runs,
+            experiment_ids=[experiment_id],
+            filter_string=filter_string,
+            run_view_type=_DELETED_ONLY if deleted else _ACTIVE_ONLY,
+            max_results=self._page_size,
+            order_by=["attributes.start_time DESC"],
+        )
+
+    def iter_runs(self, query: RunQuery) -> Iterator[Run]:
+        # One server query per status: MLflow has no IN on status. The client re-checks
+        # every condition, so a server that ignores part of a filter stays correct.
+        statuses: list[str | None] = [*sorted(query.statuses)] if query.statuses else [None]
+        if query.statuses is not None and not query.statuses:
+            return
+        for status in statuses:
+            yield from self._iter_filtered(query, status)
+
+    def _iter_filtered(self, query: RunQuery, status: str | None) -> Iterator[Run]:
+        filter_string = server_filter(query, status, self._caps)
+        seen = 0
+        try:
+            for raw in self._search(query.experiment_id, filter_string, query.deleted):
+                seen += 1
+                run = map_run(raw)
+                if matches(run, query):
+                    yield run
+        except Exception as exc:
+            if (
+                seen == 0
+                and filter_string
+                and not is_transient(exc)
+                and error_code(exc) in _REFUSED_FILTER_CODES
+            ):
+                log.warning(
+                    "server refused filter %r (%s); filtering on the client", filter_string, exc
+                )
+                # Status and time filters are the ones in doubt (Azure ML): give those up
+                # first, tag filters only when the server refuses a query without them.
+                if attribute_clauses(query, status, self._caps):
+                    self._caps.refuse_attribute_filters()
+                else:
+                    self._caps.tag_filters = False
+                yield from self._iter_filtered(query, status)
+                return
+            raise translate("search_runs", exc, None) from exc
+
+    def set_run_tags(
+        self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()
+    ) -> None:
+        if tags:
+            from mlflow.entities import RunTag
+
+            batch = [RunTag(key, value) for key, value in tags.items()]  # type: ignore[no-untyped-call]
+            call("log_batch", self._client.log_batch, run_id, tags=batch, for_run=run_id)
+        for key in delete:
+            try:
+                self._client.delete_tag(run_id, key)
+            except Exception as exc:
+                # Deleting a tag that is already gone is the state we wanted.
+                if error_code(exc) in NOT_FOUND_CODES and "tag" in str(exc).lower():
+                    continue
+                raise translate("delete_tag", exc, run_id) from exc
+
+    def delete_run(self, run_id: str) -> None:
+        call("delete_run", self._client.delete_run, run_id, for_run=run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        if not self._caps.restore:
+            raise cannot_restore(run_id, "restore is not supported")
+        try:
+            self._client.restore_run(run_id)
+        except Exception as exc:
+            error = translate("restore_run", exc, run_id)
+            if type(error) is TrackingError and error_code(exc) in {"ENDPOINT_NOT_FOUND", ""}:
+                raise cannot_restore(run_id, exc) from exc
+            raise error from exc
