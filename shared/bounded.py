@@ -53,6 +53,19 @@ def _check_depth(text: str, max_depth: int) -> None:
             depth -= 1
 
 
+def check_depth(value: object, max_depth: int = MAX_DEPTH) -> None:
+    """The nesting depth of an already decoded value (the Functions host decodes event data
+    itself), walked without recursion."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                raise BoundedInputError(f"nested deeper than {max_depth} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
 def loads_json(
     data: str | bytes, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_DEPTH
 ) -> Any:

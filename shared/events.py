@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from shared.bounded import BoundedInputError, NotJson, loads_json
+from shared.bounded import BoundedInputError, NotJson, check_depth, loads_json
 from shared.errors import InvalidEvent
 from shared.model import TERMINAL_STATUSES as TERMINAL
 from shared.model import normalise_status
@@ -101,6 +101,10 @@ def parse_event(raw: object, index: int | None = None) -> RunEvent | IgnoredEven
         raise InvalidEvent(_label(None, index), f"expected a JSON object, got {type(raw).__name__}")
     raw_id = raw.get("id")
     event_id = _label(raw_id if isinstance(raw_id, str) else None, index)
+    try:
+        check_depth(raw)
+    except BoundedInputError as exc:
+        raise InvalidEvent(event_id, str(exc)) from None
 
     envelope: EventGridEnvelope | CloudEventEnvelope
     try:

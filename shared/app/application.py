@@ -31,7 +31,7 @@ from shared.usecases.sweep import sweep as sweep_experiments
 Clock = Callable[[], datetime]
 # An event as the CLI reads it (JSON text: one event or an array), or one decoded event as
 # the Functions host receives it.
-EventPayload = str | Mapping[str, object]
+EventPayload = str | bytes | Mapping[str, object]
 
 
 def utcnow() -> datetime:
@@ -108,7 +108,7 @@ class App:
 
 
 def _parse(payload: EventPayload) -> tuple[list[RunEvent | IgnoredEvent], list[InvalidEvent]]:
-    if isinstance(payload, str):
+    if isinstance(payload, str | bytes):
         return parse_events(payload)
     try:
         return [parse_event(dict(payload))], []

@@ -10,18 +10,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from shared.bounded import MAX_JSON_BYTES, BoundedInputError, read_text
 from shared.cli.app import app_for
 from shared.cli.cards import add_card_flag, emit_with_cards
 from shared.cli.common import Command, add_report_flags, settings_for
 from shared.errors import InvalidEvent
 
 
-def _read(source: str) -> str:
+def _read(source: str) -> str | bytes:
+    """At most `MAX_JSON_BYTES` + 1 bytes: an endless input (`/dev/zero`) ends in a refusal."""
     if source == "-":
-        return sys.stdin.read()
+        return sys.stdin.buffer.read(MAX_JSON_BYTES + 1)
     try:
-        return Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        return read_text(Path(source), max_bytes=MAX_JSON_BYTES)
+    except BoundedInputError as exc:
         raise InvalidEvent(None, f"cannot read {source}: {exc}") from None
 
 

@@ -1,59 +1,73 @@
-"""The report: one record per decision, in the shape `--json` prints (a contract)."""
+"""The report: one typed record per decision; `to_dict` is what `--json` prints (a contract)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
-from shared.engine.actions import Target
+from shared.engine.actions import Action, Skip
+from shared.engine.results import OUTCOMES, Outcome, Result
 
-Outcome = Literal["applied", "planned", "skipped", "failed"]
-OUTCOMES: tuple[Outcome, ...] = ("applied", "planned", "skipped", "failed")
+__all__ = ["OUTCOMES", "Outcome", "Record", "Report", "log_decisions"]
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    policy: str
-    run_id: str
-    experiment: str
-    action: str
+    """One decision: the typed action decided, how it ended, and the handler's typed result.
+
+    Cards, tallies and use cases read `decision` and `result`; the flat properties are the
+    report's JSON names, and `details` is the JSON view (built only when asked).
+    """
+
+    decision: Action
     outcome: Outcome
     reason: str
-    details: Mapping[str, str] = field(default_factory=dict)
-    run_name: str = ""
-    experiment_id: str = ""
-    # The run's `mlflow.user`: cards group violations by owner.
-    user: str = ""
+    result: Result | None = None
 
-    @classmethod
-    def about(
-        cls,
-        target: Target,
-        *,
-        policy: str,
-        action: str,
-        outcome: Outcome,
-        reason: str,
-        details: Mapping[str, str] | None = None,
-    ) -> Record:
-        """A decision about one run, carrying what reports and cards show of it."""
-        return cls(
-            policy=policy,
-            run_id=target.run_id,
-            experiment=target.experiment_name,
-            action=action,
-            outcome=outcome,
-            reason=reason,
-            details=details or {},
-            run_name=target.run_name,
-            experiment_id=target.experiment_id,
-            user=target.user,
-        )
+    @property
+    def policy(self) -> str:
+        return self.decision.policy
+
+    @property
+    def action(self) -> str:
+        return self.decision.kind
+
+    @property
+    def run_id(self) -> str:
+        return self.decision.target.run_id
+
+    @property
+    def run_name(self) -> str:
+        return self.decision.target.run_name
+
+    @property
+    def experiment(self) -> str:
+        return self.decision.target.experiment_name
+
+    @property
+    def experiment_id(self) -> str:
+        return self.decision.target.experiment_id
+
+    @property
+    def user(self) -> str:
+        """The run's `mlflow.user`: cards group violations by owner."""
+        return self.decision.target.user
+
+    @property
+    def done(self) -> bool:
+        """Applied, or planned in dry run: what cards and tallies count as happened."""
+        return self.outcome in ("applied", "planned")
+
+    @property
+    def details(self) -> dict[str, str]:
+        """The `details` of `--json`: the action's, then what the handler added."""
+        details = self.decision.json_details()
+        if self.result is not None:
+            details.update(self.result.json_details())
+        return details
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -66,7 +80,7 @@ class Record:
             "action": self.action,
             "outcome": self.outcome,
             "reason": self.reason,
-            "details": dict(self.details),
+            "details": self.details,
         }
 
 
@@ -124,7 +138,7 @@ class Report:
 
     def to_table(self) -> str:
         """A readable table of the decisions that did something or failed, then the totals."""
-        shown = [r for r in self.records if r.outcome != "skipped" or r.action != "skip"]
+        shown = [r for r in self.records if not _quiet(r)]
         rows = [("OUTCOME", "POLICY", "ACTION", "EXPERIMENT", "RUN", "REASON")]
         rows += [
             (r.outcome, r.policy, r.action, r.experiment, _run_label(r), r.reason) for r in shown
@@ -143,6 +157,11 @@ class Report:
             lines += ["", "Per experiment:", *_count_table(per_experiment), ""]
         lines.append(self.summary_line())
         return "\n".join(lines)
+
+
+def _quiet(record: Record) -> bool:
+    """A decision to do nothing: counted, not listed (`--json` lists it)."""
+    return record.outcome == "skipped" and isinstance(record.decision, Skip)
 
 
 def _count_table(rows: list[dict[str, object]]) -> list[str]:
@@ -172,7 +191,7 @@ def log_decisions(report: Report, logger: logging.Logger) -> None:
     would have been done.
     """
     for record in report.records:
-        if record.outcome == "skipped" and record.action == "skip":
+        if _quiet(record):
             continue
         logger.info(
             "%s %s %s run %s (%s) in %s: %s",

@@ -145,11 +145,19 @@ def item_list(noun: str, key: str, rows: Sequence[Element], limit: int = MAX_ROW
     return container(shown, block_id=list_id, spacing="Small")
 
 
-def more_line(list_id: str, hidden: int) -> Element:
+class MoreLine(dict[str, Any]):
+    """The "… and N more" TextBlock of a list; it keeps N as a number (`hidden`), so `fit()`
+    can add to it without reading the text back. JSON sees only the TextBlock."""
+
+    hidden: int
+
+
+def more_line(list_id: str, hidden: int) -> MoreLine:
     noun = list_id.removeprefix(LIST_PREFIX).split(".", 1)[0]
     word = _SINGULAR.get(noun, noun) if hidden == 1 else noun
-    block = text(f"… and {hidden} more {word}", subtle=True)
+    block = MoreLine(text(f"… and {hidden} more {word}", subtle=True))
     block["id"] = list_id + MORE_SUFFIX
+    block.hidden = hidden
     return block
 
 

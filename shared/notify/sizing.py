@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from shared.notify.blocks import LIST_PREFIX, MORE_SUFFIX, Card, Element, encode_envelope
+from shared.notify.blocks import LIST_PREFIX, Card, Element, MoreLine, encode_envelope
 from shared.notify.blocks import more_line as _more_line
 from shared.notify.blocks import text as _text
 
 DEFAULT_LIMIT_BYTES = 24_000
 _TEXT_CLIP = 400
-_MORE_COUNT = re.compile(r"and (\d+) more")
 
 
 def size_of(content: Mapping[str, object]) -> int:
@@ -77,14 +75,12 @@ def _rows(block: Element) -> list[Element]:
 
 
 def _hidden(block: Element) -> int:
-    for item in block.get("items", []):
-        if _is_more(item) and (found := _MORE_COUNT.search(str(item.get("text", "")))):
-            return int(found.group(1))
-    return 0
+    """Rows the list already left out (its "… and N more" line, built with the card)."""
+    return sum(item.hidden for item in block.get("items", []) if isinstance(item, MoreLine))
 
 
 def _is_more(item: Element) -> bool:
-    return str(item.get("id", "")).endswith(MORE_SUFFIX)
+    return isinstance(item, MoreLine)
 
 
 def _walk(node: Any) -> Iterator[Element]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from shared import tags as T
 from shared.engine.actions import Action, DeleteRun, Skip, Target
@@ -72,6 +73,17 @@ def not_candidate(run: Run, policy: Policy, now: datetime) -> str | None:
     return None
 
 
+def still_deletable(run: Run, *, policy: Policy, status: str) -> str | None:
+    """Why a run decided for deletion must stay after all, judged on the run re-read just
+    before deleting it (None: delete it). The `DeleteRun` handler asks this rule."""
+    spared = spared_by_tag(run, policy)
+    if spared is not None:
+        return f"{spared} since the sweep decided"
+    if normalise_status(run.status) != status:
+        return f"status changed to {run.status} since the sweep decided"
+    return None
+
+
 def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:.1f}"
 
@@ -113,7 +125,7 @@ def evaluate(run: Run, context: RunContext, facts: CleanupFacts) -> list[Action]
                 T.DELETED_REASON: reason,
                 T.DELETED_AT: context.now.astimezone(UTC).isoformat(timespec="seconds"),
             },
-            protect_tag=policy.protect_tag,
+            recheck=partial(still_deletable, policy=policy, status=status),
             is_parent=facts.child_count > 0,
         )
     ]

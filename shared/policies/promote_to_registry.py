@@ -1,63 +1,42 @@
 """`promote-to-registry`: register a finished run's model when it beats the current champion.
 
-The rules are pure (`precheck`, `evaluate`, `best_per_model`); the champion facts are read
-in `facts`; `RegisterModelVersion` is applied by `shared.engine.handlers.promotion`.
+The rules are pure (`precheck`, `evaluate`, `best_per_model`, `outranks`); the champion facts
+are read in `facts`; `RegisterModelVersion` is applied by `shared.engine.handlers.promotion`,
+which asks `outranks` again right before moving the alias.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from shared import tags as T
-from shared.engine.actions import Action, Skip, Target
+from shared.engine.actions import Action, RegisterModelVersion, Skip, Target
 from shared.errors import RunNotFound
 from shared.model import SUCCESS_STATUS, ModelVersion, Run
 from shared.policies.base import RunContext
 from shared.settings import Policy, expand_template
-from shared.tracking.gateway import ModelSource, TrackingGateway
+from shared.tracking.gateway import ModelSource, TrackingReader
+
+__all__ = [
+    "NAME",
+    "PromoteToRegistry",
+    "PromotionFacts",
+    "RegisterModelVersion",
+    "beats",
+    "best_per_model",
+    "evaluate",
+    "outranks",
+    "precheck",
+    "read_facts",
+    "version_metric",
+]
 
 NAME = "promote-to-registry"
 # Float noise (0.91 - 0.90 = 0.0100000000000000089) must not decide a promotion.
 _EPSILON = 1e-12
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RegisterModelVersion(Action):
-    """Register the run's model (or reuse its version), move the alias, tag the run."""
-
-    model_name: str
-    alias: str
-    artifact_path: str
-    metric: str
-    value: float
-    threshold: float
-    goal: str
-    previous_version: str | None = None
-    previous_value: float | None = None
-    run_url: str | None = None
-    kind = "register-model-version"
-
-    @property
-    def details(self) -> Mapping[str, str]:
-        """What reports and the promotion card show; the same in dry-run and live."""
-        details = {
-            "model_name": self.model_name,
-            "alias": self.alias,
-            "metric": self.metric,
-            "value": repr(self.value),
-            "threshold": repr(self.threshold),
-            "goal": self.goal,
-            "artifact_path": self.artifact_path,
-        }
-        if self.previous_version is not None:
-            details["previous_version"] = self.previous_version
-        if self.previous_value is not None:
-            details["previous_value"] = repr(self.previous_value)
-        if self.run_url:
-            details["run_url"] = self.run_url
-        return details
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +111,7 @@ def no_model(artifact_path: str) -> str:
     )
 
 
-def version_metric(gateway: TrackingGateway, version: ModelVersion, metric: str) -> float | None:
+def version_metric(gateway: TrackingReader, version: ModelVersion, metric: str) -> float | None:
     """The metric of the run behind `version`; its `governance.metric_value` tag if the run
     is gone or lacks it (a version registered by hand may have neither)."""
     if version.run_id:
@@ -151,7 +130,16 @@ def version_metric(gateway: TrackingGateway, version: ModelVersion, metric: str)
     return None
 
 
-def read_facts(run: Run, context: RunContext, gateway: TrackingGateway) -> PromotionFacts:
+def outranks(
+    reader: TrackingReader, current: ModelVersion, *, metric: str, value: float, goal: str
+) -> bool:
+    """Whether `value` beats `current` (the version the alias points at now) by its metric;
+    a version without a comparable metric is never outranked (the alias stays there)."""
+    held = version_metric(reader, current, metric)
+    return held is not None and beats(value, held, goal)
+
+
+def read_facts(run: Run, context: RunContext, gateway: TrackingReader) -> PromotionFacts:
     policy = context.policy
     assert policy.promotion_metric is not None
     name = model_name_for(run, context)
@@ -235,6 +223,8 @@ def evaluate(run: Run, context: RunContext, facts: PromotionFacts | None) -> lis
             value=value,
             threshold=policy.promotion_threshold,
             goal=goal,
+            outranks=partial(outranks, metric=metric, value=value, goal=goal),
+            no_model_reason=no_model(policy.promotion_artifact_path),
             previous_version=champion.version if champion else None,
             previous_value=facts.champion_value,
             run_url=facts.run_url,
@@ -278,11 +268,11 @@ class PromoteToRegistry:
     def enabled(self, policy: Policy) -> bool:
         return policy.promotion_enabled
 
-    def facts(self, run: Run, context: RunContext, gateway: TrackingGateway) -> object:
+    def facts(self, run: Run, context: RunContext, reader: TrackingReader) -> PromotionFacts | None:
         # Registry lookups only for candidates: the sweep walks many runs that are not.
         if precheck(run, context) is not None:
             return None
-        return read_facts(run, context, gateway)
+        return read_facts(run, context, reader)
 
-    def evaluate(self, run: Run, context: RunContext, facts: object) -> list[Action]:
-        return evaluate(run, context, facts if isinstance(facts, PromotionFacts) else None)
+    def evaluate(self, run: Run, context: RunContext, facts: PromotionFacts | None) -> list[Action]:
+        return evaluate(run, context, facts)

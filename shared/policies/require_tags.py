@@ -7,7 +7,7 @@ from shared.engine.actions import Action, SetRunTags, Skip, Target
 from shared.model import Run
 from shared.policies.base import RunContext
 from shared.settings import Policy, expand_template
-from shared.tracking.gateway import TrackingGateway
+from shared.tracking.gateway import TrackingReader
 
 NAME = "require-tags"
 
@@ -52,6 +52,9 @@ def evaluate(run: Run, context: RunContext) -> list[Action]:
         state = "noncompliant" if missing else "compliant" if policy.required_tags else "tagged"
         return [Skip(policy=NAME, target=target, reason=f"already {state}")]
 
+    # Announced (violations card) only when the run becomes noncompliant or lacks other keys
+    # than before; a run already marked is skipped above, so it is not announced each sweep.
+    announce = changes.get(T.COMPLIANCE) == T.NONCOMPLIANT or T.MISSING_TAGS in changes
     parts = []
     if fill:
         parts.append("filled " + ", ".join(sorted(fill)))
@@ -66,6 +69,7 @@ def evaluate(run: Run, context: RunContext) -> list[Action]:
             reason="; ".join(parts),
             set_tags=changes,
             delete_tags=delete,
+            violation=tuple(missing) if announce else (),
         )
     ]
 
@@ -76,8 +80,8 @@ class RequireTags:
     def enabled(self, policy: Policy) -> bool:
         return bool(policy.required_tags or policy.tag_defaults)
 
-    def facts(self, run: Run, context: RunContext, gateway: TrackingGateway) -> object:
+    def facts(self, run: Run, context: RunContext, reader: TrackingReader) -> None:
         return None
 
-    def evaluate(self, run: Run, context: RunContext, facts: object) -> list[Action]:
+    def evaluate(self, run: Run, context: RunContext, facts: None) -> list[Action]:
         return evaluate(run, context)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.engine.actions import Action, DeleteRun, Notice, Skip, Target
+from shared.engine.actions import Action, DeleteRun, GuardNotice, Skip, Target, Unable
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
 from shared.errors import TrackingError, TrackingUnavailable
@@ -20,13 +20,12 @@ from shared.policies import cleanup_failed_runs as cleanup_policy
 from shared.policies.base import RunContext
 from shared.policies.cleanup_failed_runs import NAME, CleanupFacts
 from shared.settings import Policy, Settings, env_name
-from shared.tracking.gateway import TrackingGateway
+from shared.tracking.gateway import TrackingReader
 from shared.usecases.outage import Outage
 from shared.usecases.tally import SweepTally
 
 log = logging.getLogger(__name__)
 
-GUARD_TOPIC = "cleanup-guard"
 GUARD_EXAMPLES = 5
 
 
@@ -47,18 +46,16 @@ class Found:
 
 
 def _failed(experiment: Experiment, run: Run, reason: str) -> Record:
-    return Record.about(
-        Target.of(run, experiment.name),
-        policy=NAME,
-        action="delete-run",
-        outcome="failed",
-        reason=reason,
+    """The deletion could not even be decided (a lookup it needs was refused)."""
+    target = Target.of(run, experiment.name)
+    return Record(
+        Unable(policy=NAME, target=target, reason=reason, step="delete-run"), "failed", reason
     )
 
 
 def count_candidates(
     experiments: Sequence[Experiment],
-    gateway: TrackingGateway,
+    gateway: TrackingReader,
     settings: Settings,
     executor: Executor,
     now: datetime,
@@ -108,10 +105,10 @@ def count_candidates(
     return found
 
 
-def guard_notice(found: Found, settings: Settings) -> Notice:
+def guard_notice(found: Found, settings: Settings) -> GuardNotice:
     cap = settings.cleanup_max_runs
     setting = cleanup_policy.MAX_RUNS_SETTING
-    examples = ", ".join(
+    examples = tuple(
         f"{c.experiment.name}/{c.run.run_name} ({c.run.run_id[:8]})"
         for c in found.kept[:GUARD_EXAMPLES]
     )
@@ -122,25 +119,22 @@ def guard_notice(found: Found, settings: Settings) -> Notice:
         f"Check {env_name('cleanup_statuses')}, {env_name('cleanup_after_hours')} and "
         f"GOVERNANCE_EXPERIMENTS; if the runs should go, raise {setting} to {found.total}"
     )
-    return Notice(
+    return GuardNotice(
         policy=NAME,
         target=Target(run_id="", experiment_id="", experiment_name=where),
         reason=reason,
-        topic=GUARD_TOPIC,
-        details={
-            "candidates": str(found.total),
-            "cap": str(cap),
-            "setting": setting,
-            "examples": examples,
-            "experiments": ", ".join(f"{n}={found.per_experiment[n]}" for n in names),
-        },
+        candidates=found.total,
+        cap=cap,
+        setting=setting,
+        examples=examples,
+        per_experiment=tuple((n, found.per_experiment[n]) for n in names),
     )
 
 
 class _Decider:
     """Decides each kept candidate once; a parent is decided after its children."""
 
-    def __init__(self, found: Found, gateway: TrackingGateway, now: datetime) -> None:
+    def __init__(self, found: Found, gateway: TrackingReader, now: datetime) -> None:
         self.by_id = {c.run.run_id: c for c in found.kept}
         self.gateway = gateway
         self.now = now
@@ -199,7 +193,7 @@ class _Decider:
 
 def delete_candidates(
     found: Found,
-    gateway: TrackingGateway,
+    gateway: TrackingReader,
     executor: Executor,
     now: datetime,
     report: Report,
@@ -228,7 +222,7 @@ def delete_candidates(
         record = executor.apply_one(action)
         report.add(record)
         counts = tally[action.target.experiment_name]
-        if record.outcome in ("applied", "planned"):
+        if record.done:
             counts.deleted += 1
         elif record.outcome == "failed":
             counts.failed += 1
@@ -236,7 +230,7 @@ def delete_candidates(
 
 def cleanup(
     experiments: Sequence[Experiment],
-    gateway: TrackingGateway,
+    gateway: TrackingReader,
     settings: Settings,
     executor: Executor,
     now: datetime,

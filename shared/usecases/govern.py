@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from shared.engine.actions import Action, SetRunTags, Target
+from shared.engine.actions import Action, SetRunTags, Target, Unable
 from shared.engine.executor import Executor
 from shared.engine.report import Record
 from shared.errors import TrackingError
@@ -21,12 +21,10 @@ log = logging.getLogger(__name__)
 
 def policy_failed(policy: str, run: Run, experiment: Experiment, exc: TrackingError) -> Record:
     """A policy could not decide about the run: the server refused a lookup it needs."""
-    return Record.about(
-        Target.of(run, experiment.name),
-        policy=policy,
-        action="evaluate",
-        outcome="failed",
-        reason=f"could not decide: {exc}",
+    reason = f"could not decide: {exc}"
+    target = Target.of(run, experiment.name)
+    return Record(
+        Unable(policy=policy, target=target, reason=reason, step="evaluate"), "failed", reason
     )
 
 
@@ -60,8 +58,7 @@ def govern_run(
         if not policy.enabled(context.policy):
             continue
         try:
-            facts = policy.facts(current, context, executor.gateway)
-            actions = policy.evaluate(current, context, facts)
+            actions = policy.decide(current, context, executor.gateway)
         except TrackingError as exc:
             log.warning("%s on run %s could not decide: %s", policy.name, current.run_id, exc)
             records.append(policy_failed(policy.name, current, experiment, exc))
@@ -71,7 +68,7 @@ def govern_run(
                 continue
             record = executor.apply_one(action)
             records.append(record)
-            if isinstance(action, SetRunTags) and record.outcome in ("applied", "planned"):
+            if isinstance(action, SetRunTags) and record.done:
                 tags = {k: v for k, v in current.tags.items() if k not in action.delete_tags}
                 tags.update(action.set_tags)
                 current = dataclasses.replace(current, tags=tags)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from shared.engine.actions import Target, Unable
 from shared.engine.report import Record
 from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment
@@ -22,14 +23,11 @@ def scan_failed(
     experiment: Experiment, what: str, exc: Exception, *, policy: str = "sweep"
 ) -> Record:
     """A whole experiment could not be walked (its runs are then left alone this time)."""
-    return Record(
-        policy=policy,
-        run_id="",
-        experiment=experiment.name,
-        action="scan-experiment",
-        outcome="failed",
-        reason=f"{what} failed: {exc}",
-    )
+    reason = f"{what} failed: {exc}"
+    # About the experiment, not a run (reports have always named it only by its name).
+    target = Target(run_id="", experiment_id="", experiment_name=experiment.name)
+    unable = Unable(policy=policy, target=target, reason=reason, step="scan-experiment")
+    return Record(unable, "failed", reason)
 
 
 class Outage:

@@ -16,6 +16,7 @@ from shared import tags as T
 from shared.engine.actions import RestoreRun, Target
 from shared.engine.executor import Executor
 from shared.engine.report import Report
+from shared.engine.results import RestoreUnsupported
 from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Run
 from shared.settings import Settings
@@ -74,7 +75,7 @@ def restore(
             for action in actions:
                 record = executor.apply_one(action)
                 report.add(record)
-                if record.details.get("unsupported") == "true":
+                if isinstance(record.result, RestoreUnsupported):
                     unsupported = record.reason
                     break
         except (TrackingError, TrackingUnavailable) as exc:
@@ -90,7 +91,7 @@ def restore(
     report.extra["restore"] = {
         "since": since.isoformat(timespec="seconds"),
         "since_hours": since_hours,
-        "restored": sum(1 for r in report.records if r.outcome in ("applied", "planned")),
+        "restored": sum(1 for r in report.records if r.done),
         "unsupported": unsupported,
     }
     return report

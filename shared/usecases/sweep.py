@@ -11,25 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
-from shared import tags as T
-from shared.engine.actions import Action
+from shared.engine.actions import Action, RegisterModelVersion
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
 from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment
-from shared.policies.promote_to_registry import RegisterModelVersion, best_per_model
+from shared.policies import alert_failed_runs as alert
+from shared.policies.promote_to_registry import best_per_model
 from shared.settings import Settings
-from shared.tracking.gateway import RunQuery, TrackingGateway
+from shared.tracking.gateway import RunQuery, TrackingGateway, TrackingReader
 from shared.usecases.cleanup import cleanup
+from shared.usecases.govern import govern_run
 from shared.usecases.outage import Outage
+from shared.usecases.tally import Progress as Progress
 from shared.usecases.tally import SweepTally
 
-_ALERT_STATUSES = frozenset({"FAILED", "KILLED"})
 
-Progress = Callable[[str, int], None]
-
-
-def experiments_in_scope(gateway: TrackingGateway, settings: Settings) -> Iterator[Experiment]:
+def experiments_in_scope(gateway: TrackingReader, settings: Settings) -> Iterator[Experiment]:
     for experiment in gateway.iter_experiments():
         if settings.in_scope(experiment.name):
             yield experiment
@@ -37,7 +35,7 @@ def experiments_in_scope(gateway: TrackingGateway, settings: Settings) -> Iterat
 
 def catch_up(
     experiment: Experiment,
-    gateway: TrackingGateway,
+    gateway: TrackingReader,
     settings: Settings,
     executor: Executor,
     now: datetime,
@@ -48,12 +46,9 @@ def catch_up(
     """Run policies over runs of one experiment that finished within the catch-up window.
 
     A failed or killed run whose failure notice never went out (its event was missed, or a
-    canceled run sent none) gets one here; in dry run nothing marks it notified, so the
-    sweep leaves alerts to the events rather than repeating one every sweep.
+    canceled run sent none) gets one here, by the same policy as the event path
+    (`shared.policies.alert_failed_runs`, which also says why a dry run sends none here).
     """
-    from shared.usecases.govern import govern_run
-    from shared.usecases.run_event import failure_notice
-
     query = RunQuery(
         experiment_id=experiment.experiment_id,
         finished_after=now - timedelta(hours=settings.catchup_hours),
@@ -64,12 +59,11 @@ def catch_up(
             continue
         examined += 1
         yield from govern_run(run, experiment, settings, executor, now, defer=defer)
-        if (
-            run.status in _ALERT_STATUSES
-            and T.FAILURE_NOTIFIED_AT not in run.tags
-            and not settings.dry_run
-        ):
-            yield executor.apply_one(failure_notice(run, experiment, gateway))
+        facts = alert.read_facts(
+            run, gateway, trigger="catch-up", marks_recorded=not executor.dry_run
+        )
+        for action in alert.evaluate(run, experiment, facts):
+            yield executor.apply_one(action)
         if progress is not None:
             progress(experiment.name, examined)
 

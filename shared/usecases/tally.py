@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from shared.engine.actions import RegisterModelVersion, SetRunTags
 from shared.engine.report import Record
 
 # The sweep's progress callback: (experiment name, runs examined so far).
 Progress = Callable[[str, int], None]
-
-APPLIED = ("applied", "planned")
-PROMOTE_POLICY = "promote-to-registry"
-TAG_POLICY = "require-tags"
 
 
 @dataclass(slots=True)
@@ -60,12 +57,13 @@ class SweepTally:
         row = self._row(record.experiment)
         if record.outcome == "failed":
             row.counts.failed += 1
-        elif record.outcome in APPLIED and record.action not in ("skip", "notify"):
-            if record.policy == TAG_POLICY and record.action == "set-run-tags":
-                row.counts.tagged += 1
-            elif record.policy == PROMOTE_POLICY:
-                row.promoted_runs.add(record.run_id)
-                row.counts.promoted = len(row.promoted_runs)
+        elif not record.done:
+            return
+        elif isinstance(record.decision, SetRunTags):  # in catch-up, only require-tags tags
+            row.counts.tagged += 1
+        elif isinstance(record.decision, RegisterModelVersion):
+            row.promoted_runs.add(record.run_id)
+            row.counts.promoted = len(row.promoted_runs)
 
     def progress(self, forward: Progress | None) -> Progress:
         """A catch-up progress callback that also records how many runs it examined."""

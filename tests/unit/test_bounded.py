@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from shared.bounded import (
     MAX_DEPTH,
     BoundedInputError,
+    check_depth,
     loads_json,
     loads_yaml,
     read_text,
@@ -114,3 +115,15 @@ def test_read_text_refuses_non_utf8_and_missing_files(tmp_path: Path) -> None:
 def test_yaml_garbage_raises_only_the_bounded_error(text: str) -> None:
     with contextlib.suppress(BoundedInputError):
         loads_yaml(text)
+
+
+def test_depth_of_a_decoded_value_is_checked_without_recursion() -> None:
+    deep: list[object] = []
+    node = deep
+    for _ in range(10_000):
+        child: list[object] = []
+        node.append(child)
+        node = child
+    with pytest.raises(BoundedInputError, match="nested deeper"):
+        check_depth(deep)
+    check_depth({"a": [{"b": 1}]})  # shallow values pass

@@ -92,5 +92,33 @@ def test_deletion_carries_reason_and_time_tags():
         T.DELETED_AT: "2026-11-26T12:00:00+00:00",
     }
     assert action.is_parent
-    assert action.details["age_hours"] == "100.0"
-    assert action.protect_tag == "governance.keep"
+    assert action.age_hours == 100.0
+    assert action.json_details()["age_hours"] == "100.0"
+
+
+@pytest.mark.parametrize(
+    ("tags", "status", "expected"),
+    [
+        ({}, "FAILED", None),
+        ({}, "Failed", None),  # Azure ML's spelling is the same status
+        (
+            {"governance.keep": "true"},
+            "FAILED",
+            "protected by governance.keep=true since the sweep decided",
+        ),
+        (
+            {T.RESTORED_AT: "2026-11-26T11:00:00+00:00"},
+            "FAILED",
+            "restored by mlgov restore at 2026-11-26T11:00:00+00:00 "
+            f"(remove {T.RESTORED_AT} to allow cleanup) since the sweep decided",
+        ),
+        ({}, "FINISHED", "status changed to FINISHED since the sweep decided"),
+    ],
+    ids=["unchanged", "azure-spelling", "protected", "restored", "status-changed"],
+)
+def test_the_deletion_is_rechecked_by_the_policys_own_rule(tags, status, expected):
+    """The handler asks `recheck` about the run re-read just before deleting it: every rule
+    that spares a run (the restored-at tag too) applies then, not a copy of some of them."""
+    action = decide(run("FAILED", 100))
+    assert isinstance(action, DeleteRun)
+    assert action.recheck(run(status, 100, tags=tags)) == expected

@@ -139,3 +139,21 @@ def test_parse_events_accepts_a_single_object():
 def test_input_that_is_not_json_is_rejected_whole():
     with pytest.raises(InvalidEvent, match="input is not JSON"):
         parse_events("{not json")
+
+
+def test_a_decoded_event_nested_too_deep_is_poison_with_its_id() -> None:
+    from shared.events import parse_event
+
+    data: dict[str, object] = {"runId": "r1"}
+    node = data
+    for _ in range(200):
+        node["runTags"] = {"x": {}}
+        node = node["runTags"]["x"]  # type: ignore[index]
+    event = {
+        "id": "e-deep",
+        "eventType": "Microsoft.MachineLearningServices.RunCompleted",
+        "data": data,
+    }
+    with pytest.raises(InvalidEvent, match="nested deeper") as caught:
+        parse_event(event)
+    assert caught.value.event_id == "e-deep"

@@ -15,20 +15,19 @@ import pytest
 from pydantic import SecretStr
 
 from shared import tags as T
-from shared.engine.actions import Action
-from shared.engine.executor import Executor, describe
+from shared.engine.actions import Action, RegisterModelVersion, Target
+from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
+from shared.engine.results import Registered
 from shared.model import Experiment, Run
 from shared.notify import from_report
 from shared.notify.sinks import Channel, LogCardSink, MemoryCardSink
 from shared.notify.teams import Delivery, TeamsNotifier
-from shared.policies import cleanup_failed_runs, require_tags
+from shared.policies import alert_failed_runs, cleanup_failed_runs, require_tags
 from shared.policies.base import RunContext
 from shared.policies.cleanup_failed_runs import CleanupFacts
-from shared.policies.promote_to_registry import RegisterModelVersion
 from shared.usecases.cleanup import Candidate, Found, guard_notice
 from shared.usecases.notifications import deliver, notify, run_link
-from shared.usecases.run_event import failure_notice
 from tests.receiver import card_text
 from tests.support import settings
 
@@ -71,9 +70,25 @@ def context(**env: str) -> RunContext:
     return RunContext(now=NOW, experiment=EXPERIMENT, policy=policy)
 
 
-def promotion_action(run_id: str = "r1") -> RegisterModelVersion:
-    from shared.engine.actions import Target
+def failure_notice(failed: Run) -> Action:
+    """The notice the alert policy decides for a failed run's event."""
+    facts = alert_failed_runs.read_facts(
+        failed,
+        Links(),  # type: ignore[arg-type]
+        trigger="event",
+        marks_recorded=True,
+    )
+    (action,) = alert_failed_runs.evaluate(failed, EXPERIMENT, facts)
+    return action
 
+
+def registered(action: Action, version: str = "3") -> Record:
+    """What the executor records once the handler registered `version`."""
+    result = Registered(reason=action.reason, version=version, source="runs:/r1/model")
+    return Record(action, "applied", action.reason, result)
+
+
+def promotion_action(run_id: str = "r1") -> RegisterModelVersion:
     return RegisterModelVersion(
         policy="promote-to-registry",
         target=Target.of(run(run_id), EXPERIMENT.name),
@@ -88,6 +103,7 @@ def promotion_action(run_id: str = "r1") -> RegisterModelVersion:
         previous_version="2",
         previous_value=0.91,
         run_url=f"{URI}/#/experiments/7/runs/{run_id}",
+        outranks=lambda reader, current: True,
     )
 
 
@@ -98,11 +114,7 @@ def report_of(*records: Record, command: str = "sweep") -> Report:
 
 
 def test_an_applied_promotion_becomes_a_promotion_card() -> None:
-    action = promotion_action()
-    # What the executor records once the handler registered version 3.
-    record = Executor._record(
-        action, "applied", action.reason, {**describe(action), "version": "3"}
-    )
+    record = registered(promotion_action())
 
     notice = from_report.promotion(record)
 
@@ -127,13 +139,13 @@ def test_a_planned_promotion_is_a_dry_run_card_and_a_skipped_one_none() -> None:
     assert notice.dry_run
     assert notice.version == ""
 
-    skipped = Executor._record(promotion_action(), "skipped", "no model at 'model'", {})
+    skipped = Record(promotion_action(), "skipped", "no model at 'model'")
     assert from_report.promotion(skipped) is None
 
 
 def test_the_run_failed_notice_becomes_a_failure_card() -> None:
     failed = run("r2", user="bob", status="FAILED")
-    record = apply(failure_notice(failed, EXPERIMENT, Links()))  # type: ignore[arg-type]
+    record = apply(failure_notice(failed))
 
     notice = from_report.failure(record)
 
@@ -211,11 +223,9 @@ def test_the_tripped_guard_becomes_the_guard_card() -> None:
 def test_several_notices_of_one_sweep_are_one_card_and_none_is_nothing() -> None:
     failed = run("r2", status="FAILED")
     records = [
-        apply(failure_notice(failed, EXPERIMENT, Links())),  # type: ignore[arg-type]
+        apply(failure_notice(failed)),
         *[apply(a) for a in require_tags.evaluate(run("v"), context(required_tags="owner2"))],
-        Executor._record(
-            promotion_action(), "applied", "x", {**describe(promotion_action()), "version": "3"}
-        ),
+        registered(promotion_action()),
     ]
     cards = from_report.report_cards(report_of(*records))
 
@@ -239,7 +249,7 @@ class Crashing:
 
 @pytest.mark.parametrize("sink", [Failing(), Crashing()])
 def test_a_failed_delivery_is_recorded_and_never_changes_the_outcome(sink: object) -> None:
-    record = apply(failure_notice(run("r3", status="FAILED"), EXPERIMENT, Links()))  # type: ignore[arg-type]
+    record = apply(failure_notice(run("r3", status="FAILED")))
     report = report_of(record, command="handle-event")
 
     delivery = notify(report, Channel(sink, "teams https://x/…(masked)", posts=True), Links())  # type: ignore[arg-type]
@@ -257,7 +267,7 @@ def test_a_failed_delivery_is_recorded_and_never_changes_the_outcome(sink: objec
 def test_the_report_never_holds_the_webhook_url() -> None:
     secret = "https://prod.example.com/workflows/abc/invoke?sig=VERYSECRETsig"
     notifier = TeamsNotifier(SecretStr(secret), total_timeout_s=0.5)  # no attempt fits: no post
-    report = report_of(apply(failure_notice(run("r4", status="FAILED"), EXPERIMENT, Links())))  # type: ignore[arg-type]
+    report = report_of(apply(failure_notice(run("r4", status="FAILED"))))
 
     deliver(report, from_report.report_cards(report), Channel(notifier, repr(notifier), posts=True))
 
@@ -270,7 +280,7 @@ def test_the_report_never_holds_the_webhook_url() -> None:
 def test_memory_and_log_sinks_keep_or_log_the_exact_message(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    report = report_of(apply(failure_notice(run("r5", status="KILLED"), EXPERIMENT, Links())))  # type: ignore[arg-type]
+    report = report_of(apply(failure_notice(run("r5", status="KILLED"))))
     cards = from_report.report_cards(report)
     memory, logged = MemoryCardSink(), LogCardSink("dry run")
 

@@ -103,7 +103,9 @@ def test_first_promotion_registers_with_the_card_details():
     (action,) = evaluate(run(), context(), facts(champion_run=None))
     assert isinstance(action, RegisterModelVersion)
     assert action.reason == "auc=0.9 clears 0.8; first champion"
-    assert dict(action.details) == {
+    assert (action.value, action.threshold, action.previous_value) == (0.9, 0.8, None)
+    # The report's strings, made only for `--json`.
+    assert action.json_details() == {
         "model_name": "churn",
         "alias": "champion",
         "metric": "auc",
@@ -204,7 +206,31 @@ def _promotion(run_id: str, value: float, model: str = "churn", goal: str = "max
         value=value,
         threshold=0.8,
         goal=goal,
+        outranks=lambda reader, current: True,
     )
+
+
+class Registry:
+    """The read the comparison makes: the run behind a version and its metrics."""
+
+    def __init__(self, metrics: dict[str, dict[str, float]]) -> None:
+        self.metrics = metrics
+
+    def get_run(self, run_id: str) -> Run:
+        return Run(run_id, "7", "FINISHED", NOW, NOW, metrics=self.metrics.get(run_id, {}))
+
+
+@pytest.mark.parametrize(
+    ("holder_auc", "expected"), [(0.85, True), (0.9, False), (0.95, False), (None, False)]
+)
+def test_the_handler_rechecks_the_alias_holder_with_the_policys_comparison(holder_auc, expected):
+    """`outranks` is what the handler asks right before moving the alias: the policy's
+    `beats`, against the metric of the version that holds the alias now."""
+    (action,) = evaluate(run(), context(), facts(value=0.85))
+    assert isinstance(action, RegisterModelVersion)
+    holder = ModelVersion(name="churn", version="4", run_id="rival", source="runs:/rival/model")
+    metrics = {"rival": {"auc": holder_auc}} if holder_auc is not None else {}
+    assert action.outranks(Registry(metrics), holder) is expected  # type: ignore[arg-type]
 
 
 def test_best_per_model_keeps_one_promotion_per_registered_model():

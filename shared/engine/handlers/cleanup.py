@@ -3,33 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 
 from shared import tags as T
 from shared.engine.actions import DeleteRun, RestoreRun
-from shared.engine.executor import Result, handler
+from shared.engine.results import APPLIED, RestoreUnsupported, Result
 from shared.errors import CapabilityUnsupported, RunNotFound, TrackingUnavailable
 from shared.tracking.gateway import TrackingGateway
-
-log = logging.getLogger(__name__)
 
 DELETION_TAGS = (T.DELETED_REASON, T.DELETED_AT)
 
 
-@handler(DeleteRun)
 def delete_run(gateway: TrackingGateway, action: DeleteRun) -> Result:
     run_id = action.target.run_id
-    # The decision may be minutes old (the whole workspace was counted first): re-read.
+    # The decision may be minutes old (the whole workspace was counted first): re-read, and
+    # let the policy's own rule judge the run as it is now.
     try:
         run = gateway.get_run(run_id)
     except RunNotFound:
         return Result("skipped", "run no longer exists")
     if run.deleted:
         return Result("skipped", "already deleted")
-    if run.tags.get(action.protect_tag, "").strip().lower() == "true":
-        return Result("skipped", f"protected by {action.protect_tag}=true since the sweep decided")
-    if run.status != action.status:
-        return Result("skipped", f"status changed to {run.status} since the sweep decided")
+    why_not = action.recheck(run)
+    if why_not is not None:
+        return Result("skipped", why_not)
     if action.is_parent:
         active = [c.run_id for c in gateway.iter_child_runs(run.experiment_id, run_id)]
         if active:
@@ -44,10 +40,9 @@ def delete_run(gateway: TrackingGateway, action: DeleteRun) -> Result:
         with contextlib.suppress(Exception):
             gateway.set_run_tags(run_id, {}, delete=DELETION_TAGS)
         raise
-    return Result()
+    return APPLIED
 
 
-@handler(RestoreRun)
 def restore_run(gateway: TrackingGateway, action: RestoreRun) -> Result:
     run_id = action.target.run_id
     try:
@@ -57,6 +52,6 @@ def restore_run(gateway: TrackingGateway, action: RestoreRun) -> Result:
     except TrackingUnavailable:
         raise
     except CapabilityUnsupported as exc:
-        return Result("failed", str(exc), {"unsupported": "true"})
+        return RestoreUnsupported("failed", str(exc))
     gateway.set_run_tags(run_id, action.set_tags, delete=action.clear_tags)
-    return Result()
+    return APPLIED

@@ -10,14 +10,9 @@ the one that created a higher version deletes it, so the lowest survives and tak
 from __future__ import annotations
 
 from shared import tags as T
-from shared.engine.executor import Result, handler
+from shared.engine.actions import RegisterModelVersion
+from shared.engine.results import Overtaken, Registered, Result
 from shared.model import ModelVersion
-from shared.policies.promote_to_registry import (
-    RegisterModelVersion,
-    beats,
-    no_model,
-    version_metric,
-)
 from shared.tracking.gateway import TrackingGateway
 
 
@@ -25,23 +20,23 @@ def _overtaken_by(
     gateway: TrackingGateway, action: RegisterModelVersion, ours: str | None
 ) -> ModelVersion | None:
     """The version the alias points at now, if it moved since the decision to one that is
-    as good as this run or better (then the alias must not move back)."""
+    as good as this run or better (then the alias must not move back). The comparison is the
+    policy's own (`action.outranks`)."""
     current = gateway.get_model_version_by_alias(action.model_name, action.alias)
     if current is None or current.version in (ours, action.previous_version):
         return None
-    value = version_metric(gateway, current, action.metric)
-    if value is not None and beats(action.value, value, action.goal):
+    if action.outranks(gateway, current):
         return None
     return current
 
 
 def _skip_overtaken(action: RegisterModelVersion, current: ModelVersion, registered: str) -> Result:
     note = f"; v{registered} of this run stays registered without the alias" if registered else ""
-    return Result(
+    return Overtaken(
         outcome="skipped",
         reason=f"{action.alias} moved meanwhile to {action.model_name} v{current.version}, "
         f"as good or better: left there{note}",
-        details={"current_version": current.version},
+        current_version=current.version,
     )
 
 
@@ -63,7 +58,6 @@ def _keep_lowest(
     return survivor, note
 
 
-@handler(RegisterModelVersion)
 def register_model_version(gateway: TrackingGateway, action: RegisterModelVersion) -> Result:
     run_id, name = action.target.run_id, action.model_name
     version_tags = {
@@ -83,7 +77,7 @@ def register_model_version(gateway: TrackingGateway, action: RegisterModelVersio
             return _skip_overtaken(action, overtaken, "")
         source = gateway.find_model_source(gateway.get_run(run_id), action.artifact_path)
         if source is None:
-            return Result(outcome="skipped", reason=no_model(action.artifact_path))
+            return Result(outcome="skipped", reason=action.no_model_reason)
         version = gateway.create_model_version(name, source, run_id, version_tags)
         version, duplicate = _keep_lowest(gateway, name, run_id, version)
         created = not duplicate
@@ -101,8 +95,10 @@ def register_model_version(gateway: TrackingGateway, action: RegisterModelVersio
 
     verb = "registered" if created else "reused"
     via = "" if how == "alias" else f" (registry refused aliases: set as {how})"
-    return Result(
+    return Registered(
         reason=f"{action.reason}; {verb} {name} v{version.version}{duplicate}, "
         f"{action.alias} -> v{version.version}{via}",
-        details={"version": version.version, "alias_set_as": how, "source": version.source},
+        version=version.version,
+        alias_set_as=how,
+        source=version.source,
     )

@@ -1,0 +1,18 @@
+"""Handlers for `SetRunTags` and notices (which change nothing in tracking)."""
+
+from __future__ import annotations
+
+from shared.engine.actions import Notice, SetRunTags
+from shared.engine.results import APPLIED, Result
+from shared.tracking.gateway import TrackingGateway
+
+
+def set_run_tags(gateway: TrackingGateway, action: SetRunTags) -> Result:
+    gateway.set_run_tags(action.target.run_id, action.set_tags, action.delete_tags)
+    return APPLIED
+
+
+def notice(gateway: TrackingGateway, action: Notice) -> Result:
+    # Nothing to change in tracking: the notifier delivers the notice after the run, and
+    # only a delivered notice is recorded on the run (`usecases.notifications`).
+    return APPLIED
