@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
+# Any socket connect outside 127.0.0.0/8 and ::1 fails the test that made it.
+pytest_plugins = ["tests.network_guard"]
+
 # The client must not spend minutes retrying against a server a test has stopped on purpose.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

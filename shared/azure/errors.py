@@ -1,0 +1,64 @@
+"""The errors the Azure adapters raise, each saying what to configure or whether to retry."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from shared.errors import GovernanceError, TrackingUnavailable
+
+
+class CredentialUnavailable(GovernanceError):
+    """No token could be had for a scope: the message names the credential and what to set."""
+
+
+class WorkspaceNotFound(GovernanceError):
+    """The coordinates name no workspace this identity can see (permanent: fix the settings)."""
+
+
+class AzureAccessDenied(GovernanceError):
+    """Azure refused the identity (401/403): a role assignment is missing (permanent)."""
+
+
+class AzureUnavailable(TrackingUnavailable):
+    """Azure could not be reached or answered 5xx: transient, the invocation is retried."""
+
+
+def translate(exc: BaseException, what: str) -> BaseException:
+    """The project's error for an Azure SDK failure about `what`; other errors as they are.
+
+    azure-core's exceptions are imported here, when a failure is being classified, so that
+    importing this module stays free of SDK imports.
+    """
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    status = getattr(exc, "status_code", None)
+    reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    if isinstance(exc, ResourceNotFoundError) or status == 404:
+        return WorkspaceNotFound(f"{what}: not found, or not visible to this identity")
+    if status in (401, 403):
+        return AzureAccessDenied(
+            f"{what}: access refused ({status}); grant the app's identity a role on it "
+            "(AzureML Data Scientist on the workspace)"
+        )
+    if isinstance(exc, ClientAuthenticationError):
+        # Raised by the credential itself (no token), before any request was answered.
+        return CredentialUnavailable(f"{what}: no token: {reason}")
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return AzureUnavailable(f"{what}: Azure unreachable: {reason}")
+    if isinstance(exc, HttpResponseError) and (status is None or status >= 500 or status == 429):
+        return AzureUnavailable(f"{what}: Azure answered {status}: {reason}")
+    return exc
+
+
+def reraise(exc: BaseException, what: str) -> NoReturn:
+    """Raise `translate(exc, what)` from `exc`, or `exc` itself when it is not Azure's."""
+    mapped = translate(exc, what)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
