@@ -52,6 +52,9 @@ param workspaceResourceGroupName string
 @description('More workspaces to govern from this deployment: comma-separated ARM ids (/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.MachineLearningServices/workspaces/<name>), each possibly in another resource group or subscription. Empty: only the workspace above.')
 param additionalWorkspaceIds string = ''
 
+@description('Optional scope whose workspaces are discovered at each sweep: /subscriptions/<sub> or /subscriptions/<sub>/resourceGroups/<rg>. The identity then needs read access and AzureML Data Scientist on that scope (not granted here: see docs/deploy.md). Empty: no discovery.')
+param workspaceDiscoveryScope string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Names (empty: derived from the environment)
 // ---------------------------------------------------------------------------------------------
@@ -357,6 +360,7 @@ module functionApp 'modules/function-app.bicep' = {
       AZURE_ML_WORKSPACE_NAME: workspaceName
       // The estate, by ARM id (this workspace first); empty: this workspace alone, as before.
       GOVERNANCE_WORKSPACES: empty(additionalIds) ? '' : join(concat([workspace.id], additionalIds), ',')
+      GOVERNANCE_WORKSPACE_SCOPE: workspaceDiscoveryScope
       GOVERNANCE_EVENTS_TOPIC_ENDPOINT: enableGovernanceEventsTopic ? eventsTopic.outputs.endpoint : governanceEventsTopicEndpoint
       GOVERNANCE_DRY_RUN: governanceDryRun
       GOVERNANCE_EXPERIMENTS: governanceExperiments
