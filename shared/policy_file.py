@@ -1,4 +1,4 @@
-"""The optional YAML policy file: per-experiment overrides of any policy setting.
+"""The optional YAML policy file: per-experiment and per-workspace overrides of any policy setting.
 
     overrides:
       - experiments: "churn-*"          # a glob or a list of globs
@@ -7,10 +7,13 @@
       - experiments: ["scratch-*", "sandbox"]
         required_tags: []
         cleanup_after_hours: 12
+      - workspaces: "mlw-prod-*"        # workspace names (or ARM ids, with a `/`), any case
+        cleanup_after_hours: 168        # no `experiments`: every experiment of those workspaces
 
-Every override whose globs match an experiment applies, in file order (later wins).
-Keys are the setting names without `GOVERNANCE_`, in lower case; unknown keys are an error.
-The file is read with bounds (size, nesting, YAML aliases), so a hostile one is refused quickly.
+Every override whose globs match an experiment (and its workspace, where the entry names
+workspaces) applies, in file order (later wins). Keys are the setting names without
+`GOVERNANCE_`, in lower case; unknown keys are an error. The file is read with bounds (size,
+nesting, YAML aliases), so a hostile one is refused quickly.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from shared.errors import SettingsError
 from shared.settings.policy import POLICY_KEYS, Policy, PolicyOverride, build_policy
 
 SETTING = "GOVERNANCE_POLICY_FILE"
+# The keys of an entry that say where it applies; every other key is a policy key.
+_WHERE = ("experiments", "workspaces")
 
 
 def _document(path: Path) -> object:
@@ -35,15 +40,27 @@ def _document(path: Path) -> object:
         ) from None
 
 
-def _globs(value: object, where: str) -> tuple[str, ...]:
+def _globs(value: object, where: str, key: str) -> tuple[str, ...]:
     globs = [value] if isinstance(value, str) else value
     if (
         not isinstance(globs, list)
         or not globs
         or not all(isinstance(g, str) and g.strip() for g in globs)
     ):
-        raise SettingsError(where + "experiments", "a glob or a non-empty list of globs")
+        raise SettingsError(where + key, "a glob or a non-empty list of globs")
     return tuple(g.strip() for g in globs)
+
+
+def _coverage(entry: dict[object, object], where: str) -> dict[str, tuple[str, ...]]:
+    """The entry's `experiments` and `workspaces` globs; at least one of the two is given (an
+    entry with neither would silently apply everywhere)."""
+    if "experiments" not in entry and "workspaces" not in entry:
+        raise SettingsError(
+            where + "experiments",
+            "a glob or a non-empty list of globs (or `workspaces:`, for every experiment of "
+            "those workspaces)",
+        )
+    return {key: _globs(entry[key], where, key) for key in _WHERE if key in entry}
 
 
 def load_policy_file(path: Path, default: Policy) -> tuple[PolicyOverride, ...]:
@@ -61,8 +78,8 @@ def load_policy_file(path: Path, default: Policy) -> tuple[PolicyOverride, ...]:
         where = f"{SETTING} {path} overrides[{index}]: "
         if not isinstance(entry, dict):
             raise SettingsError(where.rstrip(": "), "each override must be a mapping")
-        globs = _globs(entry.get("experiments"), where)
-        values = {str(key): value for key, value in entry.items() if key != "experiments"}
+        coverage = _coverage(entry, where)
+        values = {str(key): value for key, value in entry.items() if key not in _WHERE}
         unknown = sorted(set(values) - set(POLICY_KEYS))
         if unknown:
             raise SettingsError(
@@ -72,6 +89,10 @@ def load_policy_file(path: Path, default: Policy) -> tuple[PolicyOverride, ...]:
         # runs; the parsed values are kept, so resolving a policy later needs no validation.
         checked = build_policy({**default.model_dump(), **values}, where)
         overrides.append(
-            PolicyOverride(experiments=globs, values={key: getattr(checked, key) for key in values})
+            PolicyOverride(
+                experiments=coverage.get("experiments", ("*",)),
+                workspaces=coverage.get("workspaces"),
+                values={key: getattr(checked, key) for key in values},
+            )
         )
     return tuple(overrides)

@@ -177,9 +177,7 @@ def render_estate(settings: Settings, estate: Estate) -> list[str]:
                 lines += _policy_lines(settings, member)
         for index in _unmatched(settings, estate):
             globs = ", ".join(settings.overrides[index].workspaces or ())
-            lines.append(
-                f"Warning: overrides[{index}] names workspaces {globs}: none in the estate"
-            )
+            lines.append(f"Note: overrides[{index}] names workspaces {globs}: none in the estate")
     return lines
 
 

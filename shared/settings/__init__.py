@@ -9,16 +9,12 @@ experiment, of `Policy` (`shared.settings.declare.setting`). The loader, `POLICY
 from __future__ import annotations
 
 from shared.settings.declare import ENV_PREFIX, Setting, env_name
-from shared.settings.endpoints import (
-    DEFAULT_EMBEDDED_DB,
-    TRACKING_SCHEMES,
-    Workspace,
-    display_uri,
-)
+from shared.settings.endpoints import DEFAULT_EMBEDDED_DB, TRACKING_SCHEMES, display_uri
 from shared.settings.load import get_settings, load_settings
 from shared.settings.model import SETTINGS, Settings, SettingWarning
 from shared.settings.parse import MAX_HOURS, TEMPLATE_FIELDS, expand_template, parse_hours
 from shared.settings.policy import POLICY_KEYS, Policy, PolicyOverride, build_policy
+from shared.settings.workspaces import Scope, Workspace
 
 __all__ = [
     "DEFAULT_EMBEDDED_DB",
@@ -30,6 +26,7 @@ __all__ = [
     "TRACKING_SCHEMES",
     "Policy",
     "PolicyOverride",
+    "Scope",
     "Setting",
     "SettingWarning",
     "Settings",

@@ -12,7 +12,7 @@ BEGIN = (
     "do not edit -->"
 )
 END = "<!-- /settings-table -->"
-_TITLES = {GOVERNANCE: "Governance", AZURE: "Azure (the workspace, the identity, events out)"}
+_TITLES = {GOVERNANCE: "Governance", AZURE: "Azure (the workspaces, the identity, events out)"}
 
 
 def _default(entry: Setting) -> str:

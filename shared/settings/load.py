@@ -14,6 +14,7 @@ from shared.settings.declare import key_of
 from shared.settings.model import GLOBAL_SETTINGS, Settings, SettingWarning
 from shared.settings.parse import Unusable
 from shared.settings.policy import POLICY_SETTINGS, PolicyOverride, build_policy
+from shared.settings.workspaces import Workspace, in_tracking_uri, workspace_id
 
 _COORDINATES = (
     "AZURE_SUBSCRIPTION_ID",
@@ -21,6 +22,8 @@ _COORDINATES = (
     "AZURE_ML_WORKSPACE_NAME",
 )
 _WORKSPACE_ID = "AZURE_ML_WORKSPACE_ID"
+_TRACKING_URI = "MLFLOW_TRACKING_URI"
+_ESTATE = ("GOVERNANCE_WORKSPACES", "GOVERNANCE_WORKSPACE_SCOPE")
 
 
 def _check_workspace(values: dict[str, Any]) -> None:
@@ -48,6 +51,36 @@ def _check_workspace(values: dict[str, Any]) -> None:
         )
 
 
+def _single_workspace(values: dict[str, Any]) -> Workspace | None:
+    """The one workspace the ARM id or the coordinates name (checked by `_check_workspace`)."""
+    if values[key_of(_WORKSPACE_ID)] is not None:
+        return workspace_id(values[key_of(_WORKSPACE_ID)])
+    parts = [values[key_of(name)] for name in _COORDINATES]
+    return Workspace(*parts) if all(parts) else None
+
+
+def _check_estate(values: dict[str, Any]) -> None:
+    """`MLFLOW_TRACKING_URI` is one workspace's server: the workspace it points at must be the
+    one the coordinates name, and next to an estate of many it must say which one it is."""
+    uri = values[key_of(_TRACKING_URI)]
+    single = _single_workspace(values)
+    pointed = in_tracking_uri(uri)
+    if single is not None and pointed is not None and single != pointed:
+        raise SettingsError(
+            _TRACKING_URI,
+            f"points at workspace {pointed.arm_id}, but the workspace settings name "
+            f"{single.arm_id}: give the tracking URI of that workspace, or leave it unset",
+        )
+    estate = [name for name in _ESTATE if values[key_of(name)]]
+    if uri is not None and single is None and pointed is None and estate:
+        raise SettingsError(
+            _TRACKING_URI,
+            f"names one tracking server, and {' and '.join(estate)} name many workspaces: "
+            f"say which workspace it serves with {_WORKSPACE_ID} (or "
+            f"{', '.join(_COORDINATES)}), or unset it to resolve each workspace's own URI",
+        )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Validate settings from `environ` (default: the process environment).
 
@@ -65,6 +98,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[entry.key] = None
             warnings.append(SettingWarning(entry.name, str(exc)))
     _check_workspace(values)
+    _check_estate(values)
 
     default_policy = build_policy({entry.key: raw.get(entry.name) for entry in POLICY_SETTINGS})
     overrides: tuple[PolicyOverride, ...] = ()

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from shared.settings import endpoints as e
 from shared.settings import parse as p
+from shared.settings import workspaces as w
 from shared.settings.declare import AZURE, Setting, declarations, setting
 from shared.settings.policy import POLICY_SETTINGS, Policy, PolicyOverride
 from shared.settings.schedule import ncrontab
@@ -27,6 +28,9 @@ class SettingWarning:
 
     def __str__(self) -> str:
         return f"{self.setting}: {self.problem}"
+
+
+_Source = tuple[Policy, tuple[PolicyOverride, ...]]
 
 
 class Settings(BaseModel):
@@ -105,23 +109,41 @@ class Settings(BaseModel):
     azure_ml_workspace_resource_group: str | None = setting(
         "AZURE_ML_WORKSPACE_RESOURCE_GROUP",
         "",
-        e.resource_group,
+        w.resource_group,
         "the workspace's resource group (with the subscription and name)",
         group=AZURE,
     )
     azure_ml_workspace_name: str | None = setting(
         "AZURE_ML_WORKSPACE_NAME",
         "",
-        e.workspace_name,
+        w.workspace_name,
         "the workspace's name (with the subscription and resource group)",
         group=AZURE,
     )
     azure_ml_workspace_id: str | None = setting(
         "AZURE_ML_WORKSPACE_ID",
         "",
-        e.workspace_id_text,
+        w.workspace_id_text,
         "or the workspace's ARM id `/subscriptions/…/workspaces/<name>`, instead of the three",
         group=AZURE,
+    )
+    workspaces: tuple[str, ...] = setting(
+        "GOVERNANCE_WORKSPACES",
+        "",
+        w.workspace_ids,
+        "the estate: comma-separated workspace ARM ids, each governed (with the one above, if "
+        "given); empty: that one workspace alone",
+        group=AZURE,
+        unset="(none: the single workspace)",
+    )
+    workspace_scope: str | None = setting(
+        "GOVERNANCE_WORKSPACE_SCOPE",
+        "",
+        w.scope_text,
+        "or a scope, `/subscriptions/<id>` or `/subscriptions/<id>/resourceGroups/<group>`, "
+        "whose workspaces are all governed (discovered again at each sweep)",
+        group=AZURE,
+        unset="(none)",
     )
     events_topic_endpoint: str | None = setting(
         "GOVERNANCE_EVENTS_TOPIC_ENDPOINT",
@@ -143,10 +165,11 @@ class Settings(BaseModel):
     overrides: tuple[PolicyOverride, ...] = ()
     warnings: tuple[SettingWarning, ...] = ()
 
-    # Policies resolved so far, by experiment name, with the (default, overrides) they came
-    # from: a `model_copy` shares this dict, so a copy with other overrides must not use it.
-    _resolved: tuple[tuple[Policy, tuple[PolicyOverride, ...]], dict[str, Policy]] | None = (
-        PrivateAttr(default=None)
+    # Policies resolved so far, by (workspace key, experiment name), with the (default,
+    # overrides) they came from: a `model_copy` shares this dict, so a copy with other
+    # overrides must not use it.
+    _resolved: tuple[_Source, dict[tuple[str | None, str], Policy]] | None = PrivateAttr(
+        default=None
     )
 
     def __eq__(self, other: object) -> bool:
@@ -169,30 +192,42 @@ class Settings(BaseModel):
         return not self.tracking_uri
 
     @property
-    def workspace(self) -> e.Workspace | None:
+    def workspace(self) -> w.Workspace | None:
         """The Azure ML workspace, from its ARM id or its three coordinates; None if neither."""
         if self.azure_ml_workspace_id:
-            return e.workspace_id(self.azure_ml_workspace_id)
+            return w.workspace_id(self.azure_ml_workspace_id)
         if (
             self.azure_subscription_id
             and self.azure_ml_workspace_resource_group
             and self.azure_ml_workspace_name
         ):
-            return e.Workspace(
+            return w.Workspace(
                 self.azure_subscription_id,
                 self.azure_ml_workspace_resource_group,
                 self.azure_ml_workspace_name,
             )
         return None
 
+    @property
+    def listed_workspaces(self) -> tuple[w.Workspace, ...]:
+        """`GOVERNANCE_WORKSPACES`, parsed, in the order given."""
+        found = (w.workspace_id(arm_id) for arm_id in self.workspaces)
+        return tuple(workspace for workspace in found if workspace is not None)
+
+    @property
+    def scope(self) -> w.Scope | None:
+        """`GOVERNANCE_WORKSPACE_SCOPE`, parsed."""
+        return w.scope(self.workspace_scope)
+
     def in_scope(self, experiment_name: str) -> bool:
         return any(fnmatch.fnmatchcase(experiment_name, glob) for glob in self.experiments)
 
-    def policy_for(self, experiment_name: str) -> Policy:
-        """The default policy with every matching override applied in file order.
+    def policy_for(self, experiment_name: str, workspace: w.Workspace | None = None) -> Policy:
+        """The default policy with every override covering the experiment (in the workspace,
+        when given) applied in file order; entries naming workspaces need the workspace.
 
-        Resolved once per experiment name and kept: the overrides were validated when the
-        file was read, so the merge is a copy, not a second validation.
+        Resolved once per (workspace, experiment) and kept: the overrides were validated when
+        the file was read, so the merge is a copy, not a second validation.
         """
         source = (self.default_policy, self.overrides)
         if (
@@ -202,16 +237,30 @@ class Settings(BaseModel):
         ):
             self._resolved = (source, {})
         cache = self._resolved[1]
-        policy = cache.get(experiment_name)
+        key = (None if workspace is None else workspace.key, experiment_name)
+        policy = cache.get(key)
         if policy is None:
-            policy = cache[experiment_name] = self._merge(experiment_name)
+            policy = cache[key] = self._merge(
+                [o for o in self.overrides if o.applies_to(experiment_name, workspace)]
+            )
         return policy
 
-    def _merge(self, experiment_name: str) -> Policy:
+    def workspace_policy(self, workspace: w.Workspace | None) -> Policy:
+        """The policy of the workspace's experiments that no experiment glob singles out: the
+        default with the entries covering every experiment of it applied."""
+        return self._merge(
+            [o for o in self.overrides if o.every_experiment and o.covers(workspace)]
+        )
+
+    @property
+    def distinguishes_workspaces(self) -> bool:
+        """Whether the policy file has an entry naming workspaces."""
+        return any(override.workspaces is not None for override in self.overrides)
+
+    def _merge(self, overrides: list[PolicyOverride]) -> Policy:
         update: dict[str, object] = {}
-        for override in self.overrides:
-            if any(fnmatch.fnmatchcase(experiment_name, g) for g in override.experiments):
-                update.update(override.values)
+        for override in overrides:
+            update.update(override.values)
         return self.default_policy.model_copy(update=update) if update else self.default_policy
 
     def with_dry_run(self, dry_run: bool) -> Settings:

@@ -1,17 +1,22 @@
-"""The policy settings: those a policy file may override per experiment, declared as the fields
-of `Policy`. `POLICY_KEYS` and `build_policy` come from these declarations.
+"""The policy settings: those a policy file may override per experiment (and per workspace),
+declared as the fields of `Policy`; `PolicyOverride`, one entry of that file. `POLICY_KEYS` and
+`build_policy` come from these declarations.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.errors import SettingsError
 from shared.settings import parse as p
 from shared.settings.declare import declarations, env_name, setting
+
+if TYPE_CHECKING:
+    from shared.settings.workspaces import Workspace
 
 
 class Policy(BaseModel):
@@ -116,12 +121,31 @@ if set(POLICY_KEYS) != set(Policy.model_fields):  # a field declared without `se
 
 
 class PolicyOverride(BaseModel):
-    """One entry of the policy file: experiment-name globs and the policy keys they override."""
+    """One entry of the policy file: the experiments (name globs) and workspaces (name or ARM-id
+    globs; None: any workspace) it covers, and the policy keys it overrides there."""
 
     model_config = ConfigDict(frozen=True)
 
-    experiments: tuple[str, ...]
+    experiments: tuple[str, ...] = ("*",)
+    workspaces: tuple[str, ...] | None = None
     values: Mapping[str, Any]
+
+    @property
+    def every_experiment(self) -> bool:
+        return "*" in self.experiments
+
+    def applies_to(self, experiment_name: str, workspace: Workspace | None = None) -> bool:
+        """Whether this entry covers the experiment in the workspace. An entry naming workspaces
+        never covers a workspace that is not known (None: a tracking URI alone)."""
+        if not any(fnmatch.fnmatchcase(experiment_name, g) for g in self.experiments):
+            return False
+        return self.covers(workspace)
+
+    def covers(self, workspace: Workspace | None) -> bool:
+        """Whether the workspace globs (if any) match `workspace`."""
+        if self.workspaces is None:
+            return True
+        return workspace is not None and any(workspace.matches(g) for g in self.workspaces)
 
 
 def build_policy(values: Mapping[str, object], where: str = "") -> Policy:
