@@ -58,6 +58,36 @@ def spared_by_tag(run: Run, policy: Policy) -> str | None:
     return None
 
 
+def _tag_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def restored_by_someone(run: Run, policy: Policy, now: datetime) -> str | None:
+    """Why an active run that still carries this tool's deletion mark stays: someone restored
+    it (MLflow's `restore_run`, the UI) without `mlgov restore`, so its owner wants it back.
+
+    Honoured for one grace period from the deletion mark; after that it is a candidate again
+    (the deletion rewrites the mark). A deletion that failed after tagging and could not take
+    its tags back looks the same, so it is retried only once that grace period has passed.
+    """
+    marked = _tag_time(run.tags.get(T.DELETED_AT))
+    if run.deleted or marked is None or run.tags.get(T.RESTORED_AT):
+        return None
+    grace = timedelta(hours=policy.cleanup_after_hours)
+    if now - marked >= grace:
+        return None
+    return (
+        f"restored by someone after mlgov deleted it at {run.tags[T.DELETED_AT]}: left alone "
+        f"for the {policy.cleanup_after_hours:g} h grace period from then"
+    )
+
+
 def not_candidate(run: Run, policy: Policy, now: datetime) -> str | None:
     """Why a run is outside the cleanup filter (status, age), or None when it matches it."""
     status = normalise_status(run.status)
@@ -73,10 +103,15 @@ def not_candidate(run: Run, policy: Policy, now: datetime) -> str | None:
     return None
 
 
-def still_deletable(run: Run, *, policy: Policy, status: str) -> str | None:
+def still_deletable(
+    run: Run, *, policy: Policy, status: str, now: datetime | None = None
+) -> str | None:
     """Why a run decided for deletion must stay after all, judged on the run re-read just
-    before deleting it (None: delete it). The `DeleteRun` handler asks this rule."""
-    spared = spared_by_tag(run, policy)
+    before deleting it (None: delete it). The `DeleteRun` handler asks this rule; `now` is
+    the moment the sweep decided."""
+    spared = spared_by_tag(run, policy) or (
+        restored_by_someone(run, policy, now) if now is not None else None
+    )
     if spared is not None:
         return f"{spared} since the sweep decided"
     if normalise_status(run.status) != status:
@@ -96,6 +131,7 @@ def evaluate(run: Run, context: RunContext, facts: CleanupFacts) -> list[Action]
         ("run is already deleted" if run.deleted else None)
         or not_candidate(run, policy, context.now)
         or spared_by_tag(run, policy)
+        or restored_by_someone(run, policy, context.now)
     )
     if why_not is None and facts.has_model_versions:
         why_not = "produced a registered model version"
@@ -125,7 +161,7 @@ def evaluate(run: Run, context: RunContext, facts: CleanupFacts) -> list[Action]
                 T.DELETED_REASON: reason,
                 T.DELETED_AT: context.now.astimezone(UTC).isoformat(timespec="seconds"),
             },
-            recheck=partial(still_deletable, policy=policy, status=status),
+            recheck=partial(still_deletable, policy=policy, status=status, now=context.now),
             is_parent=facts.child_count > 0,
         )
     ]

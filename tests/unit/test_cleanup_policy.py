@@ -122,3 +122,26 @@ def test_the_deletion_is_rechecked_by_the_policys_own_rule(tags, status, expecte
     action = decide(run("FAILED", 100))
     assert isinstance(action, DeleteRun)
     assert action.recheck(run(status, 100, tags=tags)) == expected
+
+
+@pytest.mark.parametrize(
+    ("marked_hours_ago", "tags", "deleted"),
+    [
+        (1, {}, False),  # restored by someone an hour after mlgov deleted it: honoured
+        (71, {}, False),
+        (73, {}, True),  # a grace period after the mark: a candidate again
+        (1, {"governance.restored_at": "2026-11-26T11:30:00+00:00"}, False),  # mlgov restore
+        (None, {"governance.deleted_at": "not a time"}, True),  # unreadable mark: no claim
+    ],
+)
+def test_a_restore_by_someone_else_is_honoured_for_one_grace_period(
+    marked_hours_ago, tags, deleted
+):
+    all_tags = dict(tags)
+    if marked_hours_ago is not None:
+        marked = NOW - timedelta(hours=marked_hours_ago)
+        all_tags[T.DELETED_AT] = marked.isoformat(timespec="seconds")
+    action = decide(run("FAILED", 100, tags=all_tags))
+    assert isinstance(action, DeleteRun) is deleted
+    if not deleted and T.RESTORED_AT not in all_tags:
+        assert "restored by someone" in action.reason
