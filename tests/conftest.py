@@ -29,6 +29,9 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 # No telemetry from tests: its background thread unsets _MLFLOW_TELEMETRY_SESSION_ID while
 # requests iterates os.environ, which fails a request with KeyError now and then.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# The test servers run no MLflow server jobs: each would start a dozen job-runner processes
+# (huey consumers, mlflow/server/__init__.py) that mlgov never uses.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
 def free_port() -> int:
