@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from shared.model import ModelVersion, Run
-from shared.tracking.gateway import TrackingReader
+from shared.tracking.gateway import ModelSource, TrackingReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +241,14 @@ class RegisterModelVersion(Action):
     previous_version: str | None = None
     previous_value: float | None = None
     run_url: str | None = None
+    # What the decision already read, so the handler does not read it again: the run's
+    # model, and whether the registered model exists (None: unknown, created if missing).
+    source: ModelSource | None = field(default=None, compare=False)
+    model_exists: bool | None = None
+    # Run tags decided by an earlier policy (require-tags' compliance marks), written in the
+    # same request as `governance.promoted_to`; `with_deletes` are tags to remove.
+    with_tags: Mapping[str, str] = field(default_factory=dict)
+    with_deletes: tuple[str, ...] = ()
     KIND: ClassVar[str] = "register-model-version"
 
     def json_details(self) -> dict[str, str]:

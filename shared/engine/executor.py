@@ -5,22 +5,29 @@ executor records what it would have done (`planned`), so reports and cards come 
 either way. A failed action is recorded and the rest go on; only `TrackingUnavailable` (the
 server is down) propagates, so a Function invocation fails and the platform retries it.
 
-Each action is applied on its own (no state carried from one to the next), so a caller may
-apply independent actions concurrently and keep their records in decision order.
+Each action is applied on its own (no state carried from one to the next), so `apply_all`
+applies independent actions on a small pool (`GOVERNANCE_CONCURRENCY` workers) and returns
+their records in the order given. A throttled server (429) pauses every worker (`throttle`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from shared.engine.actions import Action, Skip, Unable
 from shared.engine.handlers.table import HANDLERS, Handler
 from shared.engine.report import Record
+from shared.engine.throttle import Throttle, throttled
 from shared.errors import GovernanceError, TrackingUnavailable
 from shared.tracking.gateway import TrackingGateway
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class Executor:
@@ -30,13 +37,40 @@ class Executor:
         *,
         dry_run: bool,
         handlers: Mapping[type[Action], Handler] = HANDLERS,
+        concurrency: int = 1,
+        throttle: Throttle | None = None,
     ) -> None:
         self.gateway = gateway
         self.dry_run = dry_run
+        self.concurrency = max(1, concurrency)
+        # Without a throttle given, a 429 is not retried here: an event must answer in time.
+        self.throttle = throttle or Throttle(attempts=1)
         self._handlers = handlers
 
     def apply(self, actions: Iterable[Action]) -> list[Record]:
         return [self.apply_one(action) for action in actions]
+
+    def apply_all(self, actions: Sequence[Action]) -> list[Record]:
+        """Apply independent actions concurrently; records in the order of `actions`."""
+        return self.map(self.apply_one, actions)
+
+    def map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """`fn` over `items` on at most `concurrency` workers, results in the items' order.
+
+        Serial with one worker (or one item). The first error
+        (in the items' order) is raised once the started calls have ended; calls not yet
+        started are cancelled, so a server found down is not asked again and again.
+        """
+        if self.concurrency == 1 or len(items) <= 1:
+            return [fn(item) for item in items]
+        workers = min(self.concurrency, len(items))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlgov")
+        futures: list[Future[_R]] = []
+        try:
+            futures = [pool.submit(fn, item) for item in items]
+            return [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def apply_one(self, action: Action) -> Record:
         if isinstance(action, Skip):
@@ -49,7 +83,7 @@ class Executor:
         if fn is None:
             raise TypeError(f"no handler for {type(action).__name__} in the handler table")
         try:
-            result = fn(self.gateway, action)
+            result = self._throttled(lambda: fn(self.gateway, action))
         except TrackingUnavailable:
             raise
         except GovernanceError as exc:
@@ -63,3 +97,21 @@ class Executor:
             )
             return Record(action, "failed", f"{action.reason}; failed: {type(exc).__name__}: {exc}")
         return Record(action, result.outcome, result.reason or action.reason, result)
+
+    def _throttled(self, fn: Callable[[], _R]) -> _R:
+        """`fn()`, tried again after a shared pause while the server answers 429 (the
+        handlers are idempotent, so a retry finishes what the first try began)."""
+        attempt = 1
+        while True:
+            self.throttle.wait()
+            try:
+                result = fn()
+            except GovernanceError as exc:
+                if not throttled(exc) or attempt >= self.throttle.attempts:
+                    raise
+                log.warning("tracking server throttled us (%s); every worker pauses", exc)
+                self.throttle.hit(exc)
+                attempt += 1
+                continue
+            self.throttle.ok()
+            return result

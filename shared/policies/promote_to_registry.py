@@ -41,8 +41,8 @@ _EPSILON = 1e-12
 
 @dataclass(frozen=True, slots=True)
 class PromotionFacts:
-    """What the registry says now: the champion and its metric, this run's versions and
-    model (looked up only when the run has no version yet)."""
+    """What the registry says now: the champion and its metric, whether the model exists,
+    the run's model; `run_versions`, when a caller knows them, marks a version to reuse."""
 
     model_name: str
     champion: ModelVersion | None
@@ -50,6 +50,7 @@ class PromotionFacts:
     run_versions: tuple[ModelVersion, ...]
     run_url: str | None
     model_source: ModelSource | None = None
+    model_exists: bool | None = None
 
 
 def model_name_for(run: Run, context: RunContext) -> str:
@@ -112,8 +113,16 @@ def no_model(artifact_path: str) -> str:
 
 
 def version_metric(gateway: TrackingReader, version: ModelVersion, metric: str) -> float | None:
-    """The metric of the run behind `version`; its `governance.metric_value` tag if the run
-    is gone or lacks it (a version registered by hand may have neither)."""
+    """The metric behind `version`: its `governance.metric_value` tag, which this tool wrote
+    from its source run's metric when it registered it (no request); else the metric of the
+    run behind it (a version registered by hand), read once."""
+    if version.tags.get(T.METRIC) == metric:
+        try:
+            tagged = float(version.tags.get(T.METRIC_VALUE, ""))
+        except ValueError:
+            tagged = math.nan
+        if math.isfinite(tagged):
+            return tagged
     if version.run_id:
         try:
             value = gateway.get_run(version.run_id).metrics.get(metric)
@@ -121,12 +130,6 @@ def version_metric(gateway: TrackingReader, version: ModelVersion, metric: str) 
             value = None
         if value is not None and math.isfinite(value):
             return value
-    if version.tags.get(T.METRIC) == metric:
-        try:
-            tagged = float(version.tags.get(T.METRIC_VALUE, ""))
-        except ValueError:
-            return None
-        return tagged if math.isfinite(tagged) else None
     return None
 
 
@@ -140,23 +143,25 @@ def outranks(
 
 
 def read_facts(run: Run, context: RunContext, gateway: TrackingReader) -> PromotionFacts:
+    """The champion (one alias lookup, which also says whether the model exists) and the
+    run's model. The run's own versions are not looked up: the handler lists them after
+    registering anyway (a duplicate registration then gives way to the older version)."""
     policy = context.policy
     assert policy.promotion_metric is not None
     name = model_name_for(run, context)
-    champion = gateway.get_model_version_by_alias(name, policy.promotion_alias)
+    found = gateway.find_champion(name, policy.promotion_alias)
+    champion = found.version
     champion_value = (
         version_metric(gateway, champion, policy.promotion_metric) if champion else None
     )
-    run_versions = tuple(gateway.find_model_versions(name, run.run_id))
     return PromotionFacts(
         model_name=name,
         champion=champion,
         champion_value=champion_value,
-        run_versions=run_versions,
+        run_versions=(),
         run_url=gateway.run_url(run),
-        model_source=(
-            None if run_versions else gateway.find_model_source(run, policy.promotion_artifact_path)
-        ),
+        model_source=gateway.find_model_source(run, policy.promotion_artifact_path),
+        model_exists=found.model_exists,
     )
 
 
@@ -228,6 +233,8 @@ def evaluate(run: Run, context: RunContext, facts: PromotionFacts | None) -> lis
             previous_version=champion.version if champion else None,
             previous_value=facts.champion_value,
             run_url=facts.run_url,
+            source=facts.model_source,
+            model_exists=facts.model_exists,
         )
     ]
 

@@ -1,21 +1,22 @@
 """MLflow client settings mlgov relies on when the user has not chosen them (set at startup).
 
 The composition root applies them once to the process environment, which MLflow's REST client
-reads on every request; no gateway constructor writes the environment.
+reads on every request; no gateway constructor writes the environment. The figures are
+`shared.budget`'s; the bounds MLflow has no setting for are `shared.http_deadline`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
 
+from shared import budget
+
 # The REST client retries 7 times with exponential backoff by default: minutes, far beyond
-# Event Grid's 30 s. These defaults apply only where the user has not set them. MLflow reads
-# the backoff factor as an int (0.5 would fail every request); with urllib3 2 the first retry
-# does not wait and the second waits factor * 2 s, so 1 keeps the total pause at ~2 s.
+# Event Grid's 30 s. These defaults apply only where the user has not set them.
 HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(budget.HTTP_MAX_RETRIES),
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(budget.HTTP_BACKOFF_FACTOR),
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": str(budget.READ_TIMEOUT_S),
     # An unattended governance job sends no usage telemetry of MLflow's unless asked to.
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }

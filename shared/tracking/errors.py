@@ -2,6 +2,8 @@
 
 `TrackingUnavailable` for a server down or overloaded, `RunNotFound` for a missing run,
 `TrackingError` (with MLflow's code) for any other refusal; callers add `CapabilityUnsupported`.
+A request cut off by its deadline or throttled past the cap (`shared.http_deadline`) is
+`TrackingUnavailable` saying so; no message carries a credential (`shared.redact`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from shared import budget
 from shared.errors import CapabilityUnsupported, RunNotFound, TrackingError, TrackingUnavailable
+from shared.redact import redact
 
 _R = TypeVar("_R")
 
@@ -42,21 +46,42 @@ def is_transient(exc: Exception) -> bool:
     return bool(_TRANSIENT_TEXT.search(str(exc)))
 
 
+def _bound_exceeded(exc: BaseException) -> BaseException | None:
+    """The deadline or throttle error behind `exc` (MLflow wraps it in its own), if any."""
+    from shared.http_deadline import DeadlineExceeded, Throttled
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, DeadlineExceeded | Throttled):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def translate(what: str, exc: Exception, run_id: str | None) -> Exception:
     """The project's error for `exc` raised by call `what`; `run_id`: the run it was about."""
     if isinstance(exc, TrackingError | TrackingUnavailable):
         return exc
+    bound = _bound_exceeded(exc)
+    if bound is not None:
+        # MLflow's own text would advise raising MLFLOW_HTTP_REQUEST_TIMEOUT, which no longer
+        # helps: the bound that ended the request is named instead.
+        return TrackingUnavailable(f"tracking server unavailable during {what}: {bound}")
     if is_transient(exc):
-        return TrackingUnavailable(f"tracking server unavailable during {what}: {exc}")
+        return TrackingUnavailable(f"tracking server unavailable during {what}: {redact(str(exc))}")
     if run_id is not None and error_code(exc) in NOT_FOUND_CODES:
         return RunNotFound(run_id)
-    return TrackingError(f"{what} failed: {exc}", code=error_code(exc))
+    return TrackingError(f"{what} failed: {redact(str(exc))}", code=error_code(exc))
 
 
 def call(
     what: str, fn: Callable[..., _R], *args: Any, for_run: str | None = None, **kwargs: Any
 ) -> _R:
-    """Call the client; `for_run` names the run a not-found error is about."""
+    """Call the client; `for_run` names the run a not-found error is about. Past the
+    invocation's deadline the call is not made (`TrackingUnavailable`)."""
+    budget.check(what)
     try:
         return fn(*args, **kwargs)
     except Exception as exc:
@@ -64,9 +89,11 @@ def call(
 
 
 def pages(fn: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
-    """Every item of a paged MLflow search, page token by page token (errors as raised)."""
+    """Every item of a paged MLflow search, page token by page token (errors as raised; past
+    the invocation's deadline no further page is asked for)."""
     token: str | None = None
     while True:
+        budget.check("the next page of a search")
         page = fn(page_token=token, **kwargs)
         yield from page
         token = page.token

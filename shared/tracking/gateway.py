@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -12,11 +12,14 @@ from shared.model import Experiment, ModelVersion, Run
 
 @dataclass(frozen=True, slots=True)
 class RunQuery:
-    """Which runs of one experiment to walk. Every field narrows; None means no limit.
+    """Which runs to walk: of `experiment_id` (and of `more_experiments`, in the same
+    searches; see `across`). Every other field narrows; None means no limit.
 
     `statuses` are MLflow's upper-case statuses. `finished_before` compares with the run's
     end (its start when it has none); `finished_after` with its end only, so a run without
     one is never "finished after". Deleted runs are walked only with `deleted=True`.
+    `run_ids` keeps the runs with these ids; `parent_run_ids` the children of these runs.
+    Runs come newest start first; with `run_ids` or `parent_run_ids` the order is not defined.
     """
 
     experiment_id: str
@@ -27,6 +30,22 @@ class RunQuery:
     # Tags the run must carry, whatever their value (the summary finds mlgov's own tags).
     tags_present: frozenset[str] | None = None
     deleted: bool = False
+    run_ids: frozenset[str] | None = None
+    parent_run_ids: frozenset[str] | None = None
+    more_experiments: tuple[str, ...] = ()
+
+    @property
+    def experiment_ids(self) -> tuple[str, ...]:
+        """Every experiment searched, each once, `experiment_id` first."""
+        return tuple(dict.fromkeys((self.experiment_id, *self.more_experiments)))
+
+    def across(self, experiment_ids: Iterable[str]) -> RunQuery:
+        """The same query over `experiment_ids` (at least one), searched together where the
+        server allows: the number of requests then does not grow with the experiments."""
+        ids = list(dict.fromkeys(experiment_ids))
+        if not ids:
+            raise ValueError("a run query needs at least one experiment")
+        return replace(self, experiment_id=ids[0], more_experiments=tuple(ids[1:]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +54,16 @@ class ModelSource:
 
     source: str
     model_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Champion:
+    """What an alias lookup found: the version it points at, and whether the registered
+    model exists at all (None when the lookup could not tell), so a first registration
+    creates the model without asking again."""
+
+    version: ModelVersion | None
+    model_exists: bool | None = None
 
 
 class TrackingReader(Protocol):
@@ -59,14 +88,35 @@ class TrackingReader(Protocol):
 
     def iter_child_runs(self, experiment_id: str, parent_run_id: str) -> Iterator[Run]: ...
 
+    def child_runs_of(
+        self, experiment_ids: Collection[str], parent_run_ids: Collection[str]
+    ) -> dict[str, list[Run]]:
+        """The active children of each parent (parents without any absent), looked up in as
+        few requests as the server allows, not one per parent."""
+        ...
+
     # models
     def find_model_source(self, run: Run, artifact_path: str) -> ModelSource | None: ...
 
     def run_has_model_versions(self, run_id: str) -> bool: ...
 
+    def runs_with_model_versions(self, run_ids: Collection[str]) -> frozenset[str]:
+        """Which of `run_ids` produced a registered model version, in as few requests as
+        the server allows (one per page of ids on MLflow), not one per run."""
+        ...
+
     def find_model_versions(self, name: str, run_id: str) -> list[ModelVersion]: ...
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion | None: ...
+
+    def find_champion(self, name: str, alias: str) -> Champion:
+        """The alias's version (or the `governance.alias` fallback tag's) and whether the
+        model exists, in one request where the server answers both."""
+        ...
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of registered model `name`, lowest number first (none: empty)."""
+        ...
 
     # links
     def run_url(self, run: Run) -> str | None: ...
@@ -84,8 +134,17 @@ class TrackingGateway(TrackingReader, Protocol):
     def restore_run(self, run_id: str) -> None: ...
 
     def create_model_version(
-        self, name: str, source: ModelSource, run_id: str, tags: Mapping[str, str]
-    ) -> ModelVersion: ...
+        self,
+        name: str,
+        source: ModelSource,
+        run_id: str,
+        tags: Mapping[str, str],
+        *,
+        create_model: bool = True,
+    ) -> ModelVersion:
+        """Register `source` as a new version; the registered model is created first unless
+        `create_model` is False (a lookup just found it)."""
+        ...
 
     def delete_model_version(self, name: str, version: str) -> None:
         """Delete one version (a duplicate a concurrent registration left); gone is fine."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -19,8 +19,8 @@ from shared.errors import RunNotFound, TrackingError
 from shared.model import Experiment, ModelVersion, Run, normalise_status
 from shared.tracking.capabilities import Capabilities
 from shared.tracking.errors import cannot_restore
-from shared.tracking.filters import child_runs, matches
-from shared.tracking.gateway import ModelSource, RunQuery, TrackingGateway
+from shared.tracking.filters import by_parent, child_runs, children_of, matches
+from shared.tracking.gateway import Champion, ModelSource, RunQuery, TrackingGateway
 from shared.tracking.links import run_url
 
 # MLflow's alias rules (mlflow/utils/validation.py: `_validate_model_alias_name` and
@@ -182,17 +182,25 @@ class InMemoryGateway:
         return self._stored_run(run_id).snapshot()
 
     def iter_runs(self, query: RunQuery) -> Iterator[Run]:
+        experiments = set(query.experiment_ids)
         found = [
             r.snapshot()
             for r in self._runs.values()
-            if r.experiment_id == query.experiment_id and r.deleted == query.deleted
+            if r.experiment_id in experiments and r.deleted == query.deleted
         ]
-        # MLflow's order (`attributes.start_time DESC`), newest first.
+        # MLflow's order (`attributes.start_time DESC`, then the run id), newest first.
+        found.sort(key=lambda r: r.run_id)
         found.sort(key=lambda r: r.start_time or datetime.min.replace(tzinfo=UTC), reverse=True)
         yield from (r for r in found if matches(r, query))
 
     def iter_child_runs(self, experiment_id: str, parent_run_id: str) -> Iterator[Run]:
         return self.iter_runs(child_runs(experiment_id, parent_run_id))
+
+    def child_runs_of(
+        self, experiment_ids: Collection[str], parent_run_ids: Collection[str]
+    ) -> dict[str, list[Run]]:
+        query = children_of(experiment_ids, parent_run_ids)
+        return {} if query is None else by_parent(self.iter_runs(query))
 
     def set_run_tags(
         self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()
@@ -239,6 +247,10 @@ class InMemoryGateway:
     def run_has_model_versions(self, run_id: str) -> bool:
         return any(v.run_id == run_id for v in self._all_versions())
 
+    def runs_with_model_versions(self, run_ids: Collection[str]) -> frozenset[str]:
+        wanted = frozenset(run_ids)
+        return frozenset(v.run_id for v in self._all_versions() if v.run_id in wanted)
+
     def find_model_versions(self, name: str, run_id: str) -> list[ModelVersion]:
         model = self._models.get(name)
         if model is None:
@@ -250,18 +262,40 @@ class InMemoryGateway:
         ]
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        return self.find_champion(name, alias).version
+
+    def find_champion(self, name: str, alias: str) -> Champion:
         model = self._models.get(name)
         if model is None:
-            return None
+            # As MLflow with aliases: the lookup says the model is missing; without them a
+            # walk of no versions says nothing.
+            return Champion(None, False if self.capabilities.aliases else None)
         if self.capabilities.aliases and alias in model.aliases:
-            return model.versions[model.aliases[alias]].snapshot(model.aliases)
+            version = model.versions[model.aliases[alias]].snapshot(model.aliases)
+            return Champion(version, True)
         # As the MLflow adapter: no alias (or no alias support) reads the fallback tag.
         tagged = [n for n, v in model.versions.items() if v.tags.get(T.ALIAS_FALLBACK) == alias]
-        return model.versions[max(tagged)].snapshot(model.aliases) if tagged else None
+        found = model.versions[max(tagged)].snapshot(model.aliases) if tagged else None
+        return Champion(found, True if self.capabilities.aliases or model.versions else None)
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        model = self._models.get(name)
+        if model is None:
+            return []
+        return [v.snapshot(model.aliases) for _, v in sorted(model.versions.items())]
 
     def create_model_version(
-        self, name: str, source: ModelSource, run_id: str, tags: Mapping[str, str]
+        self,
+        name: str,
+        source: ModelSource,
+        run_id: str,
+        tags: Mapping[str, str],
+        *,
+        create_model: bool = True,
     ) -> ModelVersion:
+        if not create_model and name not in self._models:
+            # What MLflow answers for a version of a model never created.
+            raise TrackingError(f"no registered model {name!r}", code=_MISSING)
         model = self._models.setdefault(name, _StoredModel())
         model.last_version += 1
         stored = _StoredVersion(name, model.last_version, run_id, source.source, dict(tags))

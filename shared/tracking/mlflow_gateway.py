@@ -6,13 +6,15 @@ a version tag, ...); errors are translated in `errors`, filters written in `filt
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import sys
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+from shared.http_deadline import install_into_mlflow
 from shared.model import Experiment, ModelVersion, Run
 from shared.tracking.capabilities import Capabilities
-from shared.tracking.filters import child_runs
-from shared.tracking.gateway import ModelSource, RunQuery
+from shared.tracking.filters import by_parent, child_runs, children_of
+from shared.tracking.gateway import Champion, ModelSource, RunQuery
 from shared.tracking.links import run_url
 from shared.tracking.registry import MlflowRegistry
 from shared.tracking.runs import MlflowRuns
@@ -42,6 +44,10 @@ class MlflowGateway:
         page_size: int | None = None,
         capabilities: Capabilities | None = None,
     ) -> None:
+        # Every request of MLflow's REST client ends by its deadline, whoever built the client
+        # (a stand-in client that never loaded MLflow does not load it here).
+        if client is None or "mlflow" in sys.modules:
+            install_into_mlflow()
         if client is None:
             from mlflow import MlflowClient
 
@@ -50,7 +56,9 @@ class MlflowGateway:
         self.capabilities = capabilities or Capabilities()
         self.page_size = page_size or PAGE_SIZE
         self._runs = MlflowRuns(client, self.capabilities, self.page_size)
-        self._registry = MlflowRegistry(client, tracking_uri, self.capabilities, self.page_size)
+        self._registry = MlflowRegistry(
+            client, tracking_uri, self.capabilities, self.page_size, self._runs.extras
+        )
 
     @property
     def tracking_uri(self) -> str:
@@ -74,6 +82,12 @@ class MlflowGateway:
         # Through `iter_runs`, so a gateway that narrows or wraps it wraps children too.
         return self.iter_runs(child_runs(experiment_id, parent_run_id))
 
+    def child_runs_of(
+        self, experiment_ids: Collection[str], parent_run_ids: Collection[str]
+    ) -> dict[str, list[Run]]:
+        query = children_of(experiment_ids, parent_run_ids)
+        return {} if query is None else by_parent(self.iter_runs(query))
+
     def set_run_tags(
         self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()
     ) -> None:
@@ -93,16 +107,33 @@ class MlflowGateway:
     def run_has_model_versions(self, run_id: str) -> bool:
         return self._registry.run_has_model_versions(run_id)
 
+    def runs_with_model_versions(self, run_ids: Collection[str]) -> frozenset[str]:
+        return self._registry.runs_with_model_versions(run_ids)
+
     def find_model_versions(self, name: str, run_id: str) -> list[ModelVersion]:
         return self._registry.find_model_versions(name, run_id)
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        return self._registry.model_versions(name)
+
+    def find_champion(self, name: str, alias: str) -> Champion:
+        return self._registry.find_champion(name, alias)
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
         return self._registry.get_model_version_by_alias(name, alias)
 
     def create_model_version(
-        self, name: str, source: ModelSource, run_id: str, tags: Mapping[str, str]
+        self,
+        name: str,
+        source: ModelSource,
+        run_id: str,
+        tags: Mapping[str, str],
+        *,
+        create_model: bool = True,
     ) -> ModelVersion:
-        return self._registry.create_model_version(name, source, run_id, tags)
+        return self._registry.create_model_version(
+            name, source, run_id, tags, create_model=create_model
+        )
 
     def delete_model_version(self, name: str, version: str) -> None:
         self._registry.delete_model_version(name, version)

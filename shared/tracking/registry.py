@@ -7,7 +7,8 @@ instead; a refused `run_id` or `source_run_id` filter falls back to a walk check
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -24,14 +25,24 @@ from shared.tracking.errors import (
     paged,
     translate,
 )
-from shared.tracking.filters import equals
-from shared.tracking.gateway import ModelSource
+from shared.tracking.filters import equals, in_list, listable
+from shared.tracking.gateway import Champion, ModelSource
+from shared.tracking.models import RunExtras, RunModels, mlflows_own
 
 log = logging.getLogger(__name__)
 
 # How long create_model_version waits for a version to leave PENDING_REGISTRATION: an
 # invocation must answer Event Grid within 30 s; a version still pending is usable anyway.
 AWAIT_CREATION_S = 5
+# Run ids in one `run_id IN (...)` search of versions (`SearchModelVersionUtils` accepts IN on
+# `run_id` only, lower-case ids only): a page of cleanup candidates in one request.
+RUN_IDS_PER_SEARCH = 200
+# Without lists, runs asked one by one up to this many; past it one walk of every version.
+_ONE_BY_ONE_MAX = 20
+# How MLflow's registry words the two "not found"s of an alias lookup
+# (mlflow/store/model_registry/sqlalchemy_store.py): no such model, or no such alias.
+_MODEL_MISSING = re.compile(r"Registered Model with name=.* not found", re.IGNORECASE)
+_ALIAS_MISSING = re.compile(r"Registered model alias \S+ not found", re.IGNORECASE)
 
 
 def map_version(mv: Any) -> ModelVersion:
@@ -54,65 +65,23 @@ class MlflowRegistry:
     """Run models and the model registry through an `MlflowClient` (or its look-alike)."""
 
     def __init__(
-        self, client: Any, tracking_uri: str, capabilities: Capabilities, page_size: int
+        self,
+        client: Any,
+        tracking_uri: str,
+        capabilities: Capabilities,
+        page_size: int,
+        extras: RunExtras | None = None,
     ) -> None:
         self._client = client
         self._uri = tracking_uri
         self._caps = capabilities
         self._page_size = page_size
+        self._models = RunModels(client, tracking_uri, capabilities, extras or RunExtras())
 
     # -- a run's model ------------------------------------------------------------------
 
     def find_model_source(self, run: Run, artifact_path: str) -> ModelSource | None:
-        path = artifact_path.strip("/")
-        # MLflow 3 logs models as LoggedModels linked to the run, not as run artifacts. Looked
-        # up first: MLflow's own listing of such a run resolves the LoggedModel with a client
-        # on the process-wide tracking URI, not this gateway's ("run not found" elsewhere).
-        models: list[str] = []
-        if self._caps.logged_models:
-            try:
-                models = self._search_logged_models(run, path)
-            except TrackingUnavailable:
-                raise
-            except TrackingError as exc:
-                log.info("no LoggedModel lookup on this server: %s", exc)
-        if models:
-            model_id = str(models[-1])
-            return ModelSource(source=f"models:/{model_id}", model_id=model_id)
-        # MLflow 2 clients and Azure ML keep the model as a run artifact folder.
-        files = call(
-            "list_artifacts", self._client.list_artifacts, run.run_id, path, for_run=run.run_id
-        )
-        if any(f.path.rstrip("/").endswith("MLmodel") for f in files):
-            return ModelSource(source=f"runs:/{run.run_id}/{path}")
-        return None
-
-    def _search_logged_models(self, run: Run, name: str) -> list[str]:
-        """Ids of the run's LoggedModels called `name`, oldest first."""
-        by_name = equals("name", name)
-        by_run = equals("source_run_id", run.run_id)
-        if self._caps.logged_model_run_filter and by_run is not None:
-            # Narrowed to the run on the server: an experiment of many runs logs a "model"
-            # per run, and walking them all for each run would not scale.
-            narrow = " AND ".join(c for c in (by_name, by_run) if c is not None)
-            try:
-                return self._walk_logged_models(run, name, narrow)
-            except TrackingUnavailable:
-                raise
-            except TrackingError as exc:
-                log.info("server refused %r (%s); walking LoggedModels by name", narrow, exc)
-                self._caps.logged_model_run_filter = False
-        return self._walk_logged_models(run, name, by_name or "")
-
-    def _walk_logged_models(self, run: Run, name: str, filter_string: str) -> list[str]:
-        models = paged(
-            "search_logged_models",
-            self._client.search_logged_models,
-            experiment_ids=[run.experiment_id],
-            filter_string=filter_string,
-        )
-        # Checked here too: the filter may have been loosened (or ignored by the server).
-        return [m.model_id for m in models if m.source_run_id == run.run_id and m.name == name]
+        return self._models.find_model_source(run, artifact_path)
 
     # -- versions -----------------------------------------------------------------------
 
@@ -125,17 +94,55 @@ class MlflowRegistry:
         )
         return (map_version(mv) for mv in versions)
 
-    def run_has_model_versions(self, run_id: str) -> bool:
+    def _run_filtered(self, run_id: str) -> bool | None:
+        """Whether the run has versions, by a `run_id =` search; None when it cannot say."""
         by_run = equals("run_id", run_id)
-        if by_run is not None and self._caps.version_run_filter:
-            try:
-                return any(True for _ in self._iter_versions(by_run))
-            except TrackingUnavailable:
-                raise
-            except TrackingError:
-                pass
+        if by_run is None or not self._caps.version_run_filter:
+            return None
+        try:
+            return any(True for _ in self._iter_versions(by_run))
+        except TrackingUnavailable:
+            raise
+        except TrackingError:
+            return None
+
+    def run_has_model_versions(self, run_id: str) -> bool:
+        has = self._run_filtered(run_id)
+        if has is not None:
+            return has
         # Azure ML may not filter versions by run: walk them all (rare: only on fallback).
         return any(v.run_id == run_id for v in self._iter_versions(""))
+
+    def runs_with_model_versions(self, run_ids: Collection[str]) -> frozenset[str]:
+        wanted = frozenset(run_ids)
+        found: set[str] = set()
+        alone = set(wanted)
+        if self._caps.version_run_filter and self._caps.version_run_list_filter:
+            listed = sorted(i for i in wanted if listable(i))
+            try:
+                for start in range(0, len(listed), RUN_IDS_PER_SEARCH):
+                    chunk = listed[start : start + RUN_IDS_PER_SEARCH]
+                    versions = self._iter_versions(in_list("run_id", chunk))
+                    found.update(v.run_id for v in versions if v.run_id in wanted)
+                    alone.difference_update(chunk)
+            except TrackingUnavailable:
+                raise
+            except TrackingError as exc:
+                log.info("server refused run id lists on versions (%s); one search a run", exc)
+                self._caps.version_run_list_filter = False
+        if len(alone) <= _ONE_BY_ONE_MAX:
+            for run_id in sorted(alone):
+                has = self._run_filtered(run_id)
+                if has is None:
+                    break
+                if has:
+                    found.add(run_id)
+                alone.discard(run_id)
+        if alone:
+            # No run filter at all (Azure ML may have none): one walk over every version,
+            # not one walk per run.
+            found.update(v.run_id for v in self._iter_versions("") if v.run_id in alone)
+        return frozenset(found)
 
     def _versions_named(self, name: str) -> Iterator[ModelVersion]:
         """Every version of registered model `name`; filtered on the client when the name
@@ -161,10 +168,17 @@ class MlflowRegistry:
         return sorted(versions, key=version_number)
 
     def create_model_version(
-        self, name: str, source: ModelSource, run_id: str, tags: Mapping[str, str]
+        self,
+        name: str,
+        source: ModelSource,
+        run_id: str,
+        tags: Mapping[str, str],
+        *,
+        create_model: bool = True,
     ) -> ModelVersion:
         try:
-            self._client.create_registered_model(name)
+            if create_model:
+                self._client.create_registered_model(name)
         except Exception as exc:
             if error_code(exc) not in ALREADY_EXISTS_CODES:
                 raise translate("create_registered_model", exc, None) from exc
@@ -218,30 +232,52 @@ class MlflowRegistry:
     # -- aliases ------------------------------------------------------------------------
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        return self.find_champion(name, alias).version
+
+    def find_champion(self, name: str, alias: str) -> Champion:
         if self._caps.aliases:
             try:
-                return map_version(self._client.get_model_version_by_alias(name, alias))
+                found = map_version(self._client.get_model_version_by_alias(name, alias))
             except Exception as exc:
                 if is_transient(exc):
                     raise translate("get_model_version_by_alias", exc, None) from exc
+                text = str(exc)
+                if _MODEL_MISSING.search(text):
+                    return Champion(None, model_exists=False)
+                if _ALIAS_MISSING.search(text):
+                    # The SQL store says so with INVALID_PARAMETER_VALUE: an answer, not a
+                    # refusal of aliases (the model is there, the alias is not).
+                    return Champion(None, model_exists=True)
                 if error_code(exc) not in NOT_FOUND_CODES:
                     log.info("alias lookup refused (%s); using the %s tag", exc, T.ALIAS_FALLBACK)
+            else:
+                return Champion(found, model_exists=True)
         # No alias (or no alias support): the fallback tag, if a promotion ever set one.
         try:
-            tagged = [
-                v for v in self._versions_named(name) if v.tags.get(T.ALIAS_FALLBACK) == alias
-            ]
+            versions = list(self._versions_named(name))
         except TrackingUnavailable:
             raise
         except TrackingError:
-            return None
-        return max(tagged, key=version_number, default=None)
+            return Champion(None)
+        tagged = [v for v in versions if v.tags.get(T.ALIAS_FALLBACK) == alias]
+        # Versions found: the model exists; none found says nothing (a model may be empty).
+        champion = max(tagged, key=version_number, default=None)
+        return Champion(champion, True if versions else None)
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        return sorted(self._versions_named(name), key=version_number)
 
     def set_alias(self, name: str, alias: str, version: str) -> str:
         if not self._caps.aliases:
             return self._set_alias_tag(name, alias, version)
+        # MLflow 3's `MlflowClient.set_registered_model_alias` first reads the model to refuse
+        # a prompt (`_raise_if_prompt`: one more request); the registry client behind it
+        # sets the alias alone, and the model here is one this tool registers versions of.
+        own = mlflows_own(self._client, "set_registered_model_alias")
+        registry = getattr(self._client, "_get_registry_client", None) if own else None
+        setter = registry().set_registered_model_alias if registry else None
         try:
-            self._client.set_registered_model_alias(name, alias, version)
+            (setter or self._client.set_registered_model_alias)(name, alias, version)
         except Exception as exc:
             if is_transient(exc) or error_code(exc) == "INVALID_PARAMETER_VALUE":
                 # MLflow refuses an invalid alias (`v1`, `latest`, `Champion!`) this way: that

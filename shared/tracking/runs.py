@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +25,16 @@ from shared.tracking.errors import (
     pages,
     translate,
 )
-from shared.tracking.filters import attribute_clauses, matches, server_filter
+from shared.tracking.filters import (
+    RUN_ID_LISTS,
+    SEVERAL_EXPERIMENTS,
+    give_up,
+    listable,
+    matches,
+    server_filter,
+)
 from shared.tracking.gateway import RunQuery
+from shared.tracking.models import RunExtras
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,9 @@ log = logging.getLogger(__name__)
 _ACTIVE_ONLY, _DELETED_ONLY = 1, 2
 # How a server answers a filter it cannot run (Azure ML may give no code at all).
 _REFUSED_FILTER_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", ""})
+# Ids in one `attributes.run_id IN (...)`: one page of candidates in one request, and well
+# under SQLite's bound variables (32766 since 3.32) on the server's side.
+RUN_IDS_PER_SEARCH = 200
 
 
 def _ms_to_datetime(value: int | None) -> datetime | None:
@@ -59,10 +71,18 @@ def map_run(run: Any) -> Run:
 class MlflowRuns:
     """Experiments and runs through an `MlflowClient` (or anything with its methods)."""
 
-    def __init__(self, client: Any, capabilities: Capabilities, page_size: int) -> None:
+    def __init__(
+        self,
+        client: Any,
+        capabilities: Capabilities,
+        page_size: int,
+        extras: RunExtras | None = None,
+    ) -> None:
         self._client = client
         self._caps = capabilities
         self._page_size = page_size
+        # What `get_run` read beyond `Run` (artifact root, model outputs), for `RunModels`.
+        self.extras = extras or RunExtras()
 
     def iter_experiments(self) -> Iterator[Experiment]:
         found = paged(
@@ -88,13 +108,16 @@ class MlflowRuns:
             if exc.code == "INVALID_PARAMETER_VALUE":
                 raise RunNotFound(run_id, "not a valid run id on this server") from exc
             raise
+        self.extras.remember(raw)
         return map_run(raw)
 
-    def _search(self, experiment_id: str, filter_string: str, deleted: bool) -> Iterator[Any]:
-        # Untranslated: `_iter_filtered` tells a refused filter from other errors by MLflow's code.
+    def _search(
+        self, experiment_ids: Sequence[str], filter_string: str, deleted: bool
+    ) -> Iterator[Any]:
+        # Untranslated: `_iter_search` tells a refused filter from other errors by MLflow's code.
         return pages(
             self._client.search_runs,
-            experiment_ids=[experiment_id],
+            experiment_ids=list(experiment_ids),
             filter_string=filter_string,
             run_view_type=_DELETED_ONLY if deleted else _ACTIVE_ONLY,
             max_results=self._page_size,
@@ -102,42 +125,82 @@ class MlflowRuns:
         )
 
     def iter_runs(self, query: RunQuery) -> Iterator[Run]:
-        # One server query per status: MLflow has no IN on status. The client re-checks
-        # every condition, so a server that ignores part of a filter stays correct.
-        statuses: list[str | None] = [*sorted(query.statuses)] if query.statuses else [None]
+        # The client re-checks every condition, so a server that ignores part of a filter
+        # stays correct.
         if query.statuses is not None and not query.statuses:
             return
-        for status in statuses:
-            yield from self._iter_filtered(query, status)
+        if query.run_ids is None:
+            yield from self._iter_statuses(query)
+            return
+        listed = sorted(i for i in query.run_ids if listable(i)) if self._caps.run_id_filter else []
+        for start in range(0, len(listed), RUN_IDS_PER_SEARCH):
+            chunk = frozenset(listed[start : start + RUN_IDS_PER_SEARCH])
+            yield from self._iter_statuses(replace(query, run_ids=chunk))
+        # Ids MLflow would drop from a list (upper case), or every id once lists are refused.
+        yield from self._iter_one_by_one(replace(query, run_ids=query.run_ids - set(listed)))
 
-    def _iter_filtered(self, query: RunQuery, status: str | None) -> Iterator[Run]:
+    def _iter_statuses(self, query: RunQuery) -> Iterator[Run]:
+        # One search per status: MLflow 3.15 has no IN on status (see `filters`). Each search
+        # keeps its own status on the client too, so none yields a run twice.
+        pending = sorted(query.statuses or ())
+        while True:
+            if not pending or not self._caps.status_filters:
+                # No status clause (none asked, or refused): one search, checked here.
+                rest = replace(query, statuses=frozenset(pending)) if pending else query
+                yield from self._iter_experiments(rest, None)
+                return
+            status = pending.pop(0)
+            yield from self._iter_experiments(replace(query, statuses=frozenset({status})), status)
+            if not pending:
+                return
+
+    def _iter_experiments(self, query: RunQuery, status: str | None) -> Iterator[Run]:
+        if self._caps.multi_experiment_search:
+            yield from self._iter_search(query, query.experiment_ids, status)
+            return
+        for experiment_id in query.experiment_ids:
+            yield from self._iter_search(query, (experiment_id,), status)
+
+    def _iter_one_by_one(self, query: RunQuery) -> Iterator[Run]:
+        """The runs of `query.run_ids`, each read with `get_run` and checked here."""
+        for run_id in sorted(query.run_ids or ()):
+            try:
+                run = self.get_run(run_id)
+            except RunNotFound:
+                continue
+            in_view = run.deleted == query.deleted and run.experiment_id in query.experiment_ids
+            if in_view and matches(run, query):
+                yield run
+
+    def _iter_search(
+        self, query: RunQuery, experiment_ids: Sequence[str], status: str | None
+    ) -> Iterator[Run]:
         filter_string = server_filter(query, status, self._caps)
         seen = 0
         try:
-            for raw in self._search(query.experiment_id, filter_string, query.deleted):
+            for raw in self._search(experiment_ids, filter_string, query.deleted):
                 seen += 1
                 run = map_run(raw)
                 if matches(run, query):
+                    self.extras.remember(raw)  # a promotion may look for its model next
                     yield run
         except Exception as exc:
-            if (
-                seen == 0
-                and filter_string
-                and not is_transient(exc)
-                and error_code(exc) in _REFUSED_FILTER_CODES
-            ):
-                log.warning(
-                    "server refused filter %r (%s); filtering on the client", filter_string, exc
-                )
-                # Status and time filters are the ones in doubt (Azure ML): give those up
-                # first, tag filters only when the server refuses a query without them.
-                if attribute_clauses(query, status, self._caps):
-                    self._caps.refuse_attribute_filters()
-                else:
-                    self._caps.tag_filters = False
-                yield from self._iter_filtered(query, status)
-                return
-            raise translate("search_runs", exc, None) from exc
+            refused = (
+                seen == 0 and not is_transient(exc) and error_code(exc) in _REFUSED_FILTER_CODES
+            )
+            what = refused and give_up(
+                query, status, self._caps, str(exc), experiments=len(experiment_ids)
+            )
+            if not what:
+                raise translate("search_runs", exc, None) from exc
+            log.warning("server refused %r (%s); no more %s", filter_string, exc, what)
+            part = query.across(experiment_ids)
+            if what == SEVERAL_EXPERIMENTS:
+                yield from self._iter_experiments(part, status)
+            elif what == RUN_ID_LISTS:
+                yield from self._iter_one_by_one(part)
+            else:
+                yield from self._iter_search(query, experiment_ids, status)
 
     def set_run_tags(
         self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()

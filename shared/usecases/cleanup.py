@@ -7,6 +7,7 @@ the cap nothing is deleted and a `cleanup-guard` notice says which setting to ra
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +54,57 @@ def _failed(experiment: Experiment, run: Run, reason: str) -> Record:
     )
 
 
+@dataclass(slots=True)
+class _Scan:
+    """One search's findings, kept aside until it ends (a search that breaks halfway
+    leaves nothing behind: its experiments are then scanned one at a time)."""
+
+    spared: list[Record] = field(default_factory=list)
+    kept: list[Candidate] = field(default_factory=list)
+    examined: Counter[str] = field(default_factory=Counter)
+    matched: Counter[str] = field(default_factory=Counter)
+
+
+def _groups(
+    experiments: Sequence[Experiment], settings: Settings, now: datetime
+) -> list[list[tuple[Experiment, Policy]]]:
+    """The experiments cleanup covers, grouped by the candidate filter they share: one
+    search per group, however many experiments it holds (one group by default)."""
+    groups: dict[tuple[frozenset[str], datetime], list[tuple[Experiment, Policy]]] = {}
+    for experiment in experiments:
+        policy = settings.policy_for(experiment.name)
+        if cleanup_policy.enabled(policy):
+            key = (policy.cleanup_statuses, cleanup_policy.cutoff(policy, now))
+            groups.setdefault(key, []).append((experiment, policy))
+    return list(groups.values())
+
+
+def _scan(
+    group: Sequence[tuple[Experiment, Policy]],
+    gateway: TrackingReader,
+    executor: Executor,
+    now: datetime,
+    room: int,
+) -> _Scan:
+    """Walk one group's candidates in one search; keep at most `room` of them."""
+    by_id = {e.experiment_id: (e, p) for e, p in group}
+    first = group[0]
+    query = cleanup_policy.candidate_query(first[0].experiment_id, first[1], now)
+    scan = _Scan()
+    for run in gateway.iter_runs(query.across(by_id)):
+        experiment, policy = by_id[run.experiment_id]
+        scan.examined[experiment.name] += 1
+        spared = cleanup_policy.spared_by_tag(run, policy)
+        if spared is not None:
+            target = Target.of(run, experiment.name)
+            scan.spared.append(executor.apply_one(Skip(policy=NAME, target=target, reason=spared)))
+            continue
+        scan.matched[experiment.name] += 1
+        if len(scan.kept) < room:
+            scan.kept.append(Candidate(run, experiment, policy))
+    return scan
+
+
 def count_candidates(
     experiments: Sequence[Experiment],
     gateway: TrackingReader,
@@ -67,41 +119,39 @@ def count_candidates(
 
     An experiment that cannot be read, whether refused or answered with a 5xx, is reported
     and skipped; `outage` learns which, so the sweep can tell a down server from one bad
-    experiment.
+    experiment. Experiments are searched together; when such a search breaks, each of its
+    experiments is searched alone, so that one bad experiment does not hide the others.
     """
     outage = outage if outage is not None else Outage()
     found = Found()
     keep = settings.cleanup_max_runs + 1
-    for experiment in experiments:
-        policy = settings.policy_for(experiment.name)
-        if not cleanup_policy.enabled(policy):
-            continue
-        counts = tally[experiment.name]
-        query = cleanup_policy.candidate_query(experiment.experiment_id, policy, now)
-        kept: list[Candidate] = []
-        matched = 0
+    pending = _groups(experiments, settings, now)
+    while pending:
+        group = pending.pop(0)
         try:
-            for run in gateway.iter_runs(query):
-                counts.examined += 1
-                spared = cleanup_policy.spared_by_tag(run, policy)
-                if spared is not None:
-                    target = Target.of(run, experiment.name)
-                    report.add(executor.apply_one(Skip(policy=NAME, target=target, reason=spared)))
-                    counts.protected += 1
-                    continue
-                matched += 1
-                if len(found.kept) + len(kept) < keep:
-                    kept.append(Candidate(run, experiment, policy))
+            scan = _scan(group, gateway, executor, now, keep - len(found.kept))
         except (TrackingError, TrackingUnavailable) as exc:
+            if len(group) > 1:
+                log.warning(
+                    "cleanup scan of %d experiments failed (%s): one by one", len(group), exc
+                )
+                pending[:0] = [[member] for member in group]
+                continue
             # Its candidates are dropped: nothing is deleted in an experiment not fully read.
+            experiment = group[0][0]
             report.add(outage.experiment_failed(experiment, "cleanup scan", exc, policy=NAME))
-            counts.failed += 1
+            tally[experiment.name].failed += 1
             continue
-        outage.ok(experiment)
-        found.total += matched
-        found.kept.extend(kept)
-        if matched:
-            found.per_experiment[experiment.name] = matched
+        report.extend(scan.spared)
+        found.kept.extend(scan.kept)
+        for experiment, _ in group:
+            outage.ok(experiment)
+            counts, matched = tally[experiment.name], scan.matched[experiment.name]
+            counts.examined += scan.examined[experiment.name]
+            counts.protected += scan.examined[experiment.name] - matched
+            found.total += matched
+            if matched:
+                found.per_experiment[experiment.name] = matched
     return found
 
 
@@ -132,27 +182,40 @@ def guard_notice(found: Found, settings: Settings) -> GuardNotice:
 
 
 class _Decider:
-    """Decides each kept candidate once; a parent is decided after its children."""
+    """Decides each kept candidate once; a parent is decided after its children.
+
+    The lookups every decision needs (registered versions, children) are made for all the
+    candidates at once, in a request or two, not one per candidate.
+    """
 
     def __init__(self, found: Found, gateway: TrackingReader, now: datetime) -> None:
         self.by_id = {c.run.run_id: c for c in found.kept}
-        self.gateway = gateway
         self.now = now
         self.decisions: dict[str, list[Action] | Record] = {}
         # Height in the parent/child tree: leaves 0, so deleting by height deletes children first.
         self.height: dict[str, int] = {}
+        self.lookup_failed: TrackingError | None = None
+        self.with_versions: frozenset[str] = frozenset()
+        self.children: dict[str, list[Run]] = {}
+        experiments = sorted({c.run.experiment_id for c in found.kept})
+        try:
+            self.with_versions = gateway.runs_with_model_versions(self.by_id)
+            self.children = gateway.child_runs_of(experiments, self.by_id)
+        except TrackingError as exc:
+            self.lookup_failed = exc
 
     def decide(self, candidate: Candidate, path: frozenset[str] = frozenset()) -> None:
         run = candidate.run
         if run.run_id in self.decisions:
             return
-        try:
-            facts = self._facts(candidate, path | {run.run_id})
-        except TrackingError as exc:
+        if self.lookup_failed is not None:
             self.decisions[run.run_id] = _failed(
-                candidate.experiment, run, f"could not check the run before deleting: {exc}"
+                candidate.experiment,
+                run,
+                f"could not check the run before deleting: {self.lookup_failed}",
             )
             return
+        facts = self._facts(candidate, path | {run.run_id})
         context = RunContext(now=self.now, experiment=candidate.experiment, policy=candidate.policy)
         self.decisions[run.run_id] = cleanup_policy.evaluate(run, context, facts)
 
@@ -162,12 +225,10 @@ class _Decider:
 
     def _facts(self, candidate: Candidate, path: frozenset[str]) -> CleanupFacts:
         run = candidate.run
-        has_versions = self.gateway.run_has_model_versions(run.run_id)
         blocking: list[str] = []
         height = 0
-        children = 0
-        for child in self.gateway.iter_child_runs(run.experiment_id, run.run_id):
-            children += 1
+        children = self.children.get(run.run_id, [])
+        for child in children:
             label = f"{child.run_name} ({child.run_id[:8]})"
             found = self.by_id.get(child.run_id)
             if found is None or child.run_id in path:
@@ -185,9 +246,9 @@ class _Decider:
             height = max(height, self.height.get(child.run_id, 0) + 1)
         self.height[run.run_id] = height
         return CleanupFacts(
-            has_model_versions=has_versions,
+            has_model_versions=run.run_id in self.with_versions,
             blocking_children=tuple(blocking),
-            child_count=children,
+            child_count=len(children),
         )
 
 
@@ -199,6 +260,9 @@ def delete_candidates(
     report: Report,
     tally: SweepTally,
 ) -> None:
+    """Decide every kept candidate, then delete by height: all leaves (concurrently, on the
+    executor's pool), then their parents, and so on, so a child always goes first. Records
+    come in that order, each level in decision order, however the pool finishes."""
     decider = _Decider(found, gateway, now)
     for candidate in found.kept:
         decider.decide(candidate)
@@ -216,16 +280,18 @@ def delete_candidates(
             else:
                 report.add(executor.apply_one(action))
                 counts.protected += 1
-    # Children before parents: a parent is only deleted once its children are gone.
-    deletions.sort(key=lambda a: decider.height.get(a.target.run_id, 0))
+    levels: dict[int, list[DeleteRun]] = {}
     for action in deletions:
-        record = executor.apply_one(action)
-        report.add(record)
-        counts = tally[action.target.experiment_name]
-        if record.done:
-            counts.deleted += 1
-        elif record.outcome == "failed":
-            counts.failed += 1
+        levels.setdefault(decider.height.get(action.target.run_id, 0), []).append(action)
+    for height in sorted(levels):
+        # A level starts only once the one below it has ended (the pool is joined between).
+        for record in executor.apply_all(levels[height]):
+            report.add(record)
+            counts = tally[record.decision.target.experiment_name]
+            if record.done:
+                counts.deleted += 1
+            elif record.outcome == "failed":
+                counts.failed += 1
 
 
 def cleanup(

@@ -5,6 +5,9 @@ scope means skipped, not an error. Only `TrackingUnavailable` propagates (retry 
 that cannot be read for another reason is a `read-run` failed record, which `on_run_event`
 turns into a redelivery (`raise_for_redelivery`) and the CLI into exit 1.
 
+The experiment's name comes from the event when the event names the run's own experiment
+(a request saved: a promotion takes at most 8 tracking requests, a no-op event 1 or 2).
+
 A failed run's notice is decided by `shared.policies.alert_failed_runs` (shared with the
 sweep's catch-up). It does not mark the run: `shared.usecases.notifications` tags it with
 `governance.failure_notified_at` only once the card carrying the notice was delivered, so a
@@ -23,7 +26,7 @@ from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
 from shared.errors import RunNotFound, TrackingError
 from shared.events import IgnoredEvent, RunEvent
-from shared.model import Run
+from shared.model import Experiment, Run
 from shared.policies import alert_failed_runs as alert
 from shared.settings import Settings
 from shared.tracking.gateway import TrackingGateway
@@ -87,6 +90,15 @@ def _unable(
     return Record(unable, "failed", reason)
 
 
+def _experiment_of(event: RunEvent, run: Run, gateway: TrackingGateway) -> Experiment | None:
+    """The run's experiment: as the event names it when the event's experiment id is the
+    run's own (Azure ML's events carry both), else read. The run itself is always re-read;
+    the experiment's name is all that is taken from the event, which saves a request."""
+    if event.experiment_name and event.experiment_id == run.experiment_id:
+        return Experiment(experiment_id=run.experiment_id, name=event.experiment_name)
+    return gateway.get_experiment(run.experiment_id)
+
+
 def handle_event(
     event: RunEvent | IgnoredEvent,
     gateway: TrackingGateway,
@@ -110,7 +122,7 @@ def handle_event(
     if run.deleted:
         return [_skip(event, "run was deleted", run=run)]
     try:
-        experiment = gateway.get_experiment(run.experiment_id)
+        experiment = _experiment_of(event, run, gateway)
     except TrackingError as exc:
         reason = f"cannot read experiment {run.experiment_id}: {exc}"
         return [_unable(event, reason, step="read-experiment", run=run)]

@@ -2,13 +2,15 @@
 
 Per experiment in scope: runs that ended in the window by status, governance deletions and
 restores, promotions, noncompliant runs, the best run by the promotion metric, and actions
-that visibly did not complete. Runs are streamed page by page; only counts are kept.
+that visibly did not complete. Five searches cover every experiment together (where the
+server allows); runs are streamed page by page and only counts are kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -146,35 +148,37 @@ def _promotion(
 
 
 def _scan(
-    experiment: Experiment,
+    experiments: Sequence[Experiment],
     gateway: TrackingGateway,
     settings: Settings,
     window: Window,
     metric: str | None,
     links: dict[str, str | None],
-) -> _Counts:
-    policy = settings.policy_for(experiment.name)
-    counts = _Counts()
-    exp_id = experiment.experiment_id
-    ended = RunQuery(exp_id, finished_after=window.start, finished_before=window.end)
+) -> dict[str, _Counts]:
+    """Counts per experiment id, from five searches over all of `experiments` together."""
+    by_id = {e.experiment_id: e for e in experiments}
+    policies = {e.experiment_id: settings.policy_for(e.name) for e in experiments}
+    found = {exp_id: _Counts() for exp_id in by_id}
+    ended = RunQuery("", finished_after=window.start, finished_before=window.end).across(by_id)
     for run in _chain(gateway.iter_runs(ended), gateway.iter_runs(_deleted(ended))):
         if run.is_terminal:
-            _ended(run, counts, experiment, policy, metric)
+            exp_id = run.experiment_id
+            _ended(run, found[exp_id], by_id[exp_id], policies[exp_id], metric)
     # Governance deletions: the deleted runs carrying this tool's tags (whenever they ended).
-    gone = RunQuery(exp_id, tags_present=frozenset({T.DELETED_AT}), deleted=True)
-    counts.deleted = sum(1 for r in gateway.iter_runs(gone) if tag_time(r, T.DELETED_AT) in window)
-    restored = RunQuery(exp_id, tags_present=frozenset({T.RESTORED_AT}))
-    counts.restored = sum(
-        1 for r in gateway.iter_runs(restored) if tag_time(r, T.RESTORED_AT) in window
-    )
+    gone = RunQuery("", tags_present=frozenset({T.DELETED_AT}), deleted=True).across(by_id)
+    for run in gateway.iter_runs(gone):
+        found[run.experiment_id].deleted += int(tag_time(run, T.DELETED_AT) in window)
+    restored = RunQuery("", tags_present=frozenset({T.RESTORED_AT})).across(by_id)
+    for run in gateway.iter_runs(restored):
+        found[run.experiment_id].restored += int(tag_time(run, T.RESTORED_AT) in window)
     # Tagged for deletion yet still active: the deletion failed after tagging (and the
     # handler could not take the tags back). Nothing else in MLflow records a failed action.
-    stuck = RunQuery(exp_id, tags_present=frozenset({T.DELETED_AT}))
+    stuck = RunQuery("", tags_present=frozenset({T.DELETED_AT})).across(by_id)
     for run in gateway.iter_runs(stuck):
         if tag_time(run, T.DELETED_AT) in window:
-            counts.failures.append(
+            found[run.experiment_id].failures.append(
                 FailedAction(
-                    experiment=experiment.name,
+                    experiment=by_id[run.experiment_id].name,
                     run_id=run.run_id,
                     run_name=run.run_name,
                     action="delete-run",
@@ -182,19 +186,52 @@ def _scan(
                     run_url=gateway.run_url(run),
                 )
             )
-    counts.failed_actions = len(counts.failures)
-    if counts.best is not None:
-        links[exp_id] = gateway.run_url(counts.best)
-    return counts
+    for exp_id, counts in found.items():
+        counts.failed_actions = len(counts.failures)
+        if counts.best is not None:
+            links[exp_id] = gateway.run_url(counts.best)
+    return found
+
+
+def _scan_each(
+    experiments: Sequence[Experiment],
+    gateway: TrackingGateway,
+    settings: Settings,
+    window: Window,
+    metric: str | None,
+    links: dict[str, str | None],
+    report: Report,
+    outage: Outage,
+) -> dict[str, _Counts]:
+    """`_scan` over all experiments at once; should that break, over each alone, so one
+    experiment's 5xx is reported and the others are counted."""
+    if not experiments:
+        return {}
+    try:
+        found = _scan(experiments, gateway, settings, window, metric, links)
+    except (TrackingError, TrackingUnavailable) as exc:
+        if len(experiments) == 1:
+            (experiment,) = experiments
+            # One experiment's 5xx is reported; only a server down for all of them raises.
+            report.add(outage.experiment_failed(experiment, "summary", exc))
+            counts = _Counts(failed_actions=1)
+            counts.failures.append(
+                FailedAction(experiment.name, "", "(whole experiment)", "summary", str(exc))
+            )
+            return {experiment.experiment_id: counts}
+        found = {}
+        for experiment in experiments:
+            found.update(
+                _scan_each([experiment], gateway, settings, window, metric, links, report, outage)
+            )
+        return found
+    for experiment in experiments:
+        outage.ok(experiment)
+    return found
 
 
 def _deleted(query: RunQuery) -> RunQuery:
-    return RunQuery(
-        query.experiment_id,
-        finished_after=query.finished_after,
-        finished_before=query.finished_before,
-        deleted=True,
-    )
+    return dataclasses.replace(query, deleted=True)
 
 
 def _chain(*runs: Iterator[Run]) -> Iterator[Run]:
@@ -220,17 +257,9 @@ def summarize(
     failures: list[FailedAction] = []
     links: dict[str, str | None] = {}
     outage = Outage()
+    scanned = _scan_each(experiments, gateway, settings, window, metric, links, report, outage)
     for experiment in experiments:
-        try:
-            counts = _scan(experiment, gateway, settings, window, metric, links)
-            outage.ok(experiment)
-        except (TrackingError, TrackingUnavailable) as exc:
-            # One experiment's 5xx is reported; only a server down for all of them raises.
-            report.add(outage.experiment_failed(experiment, "summary", exc))
-            counts = _Counts(failed_actions=1)
-            counts.failures.append(
-                FailedAction(experiment.name, "", "(whole experiment)", "summary", str(exc))
-            )
+        counts = scanned[experiment.experiment_id]
         promotions += counts.promoted
         failures += counts.failures
         rows.append(_activity(experiment, counts, links.get(experiment.experiment_id)))

@@ -1,6 +1,8 @@
 """The sweep: every experiment in scope; cleanup first, then the run policies over recent runs.
 
-Runs are streamed page by page, so memory does not grow with the number of runs. One
+Each phase searches all experiments in scope at once where the server allows (requests do
+not grow with the experiments), and a phase no enabled policy needs reads nothing. Runs are
+streamed page by page, so memory does not grow with the number of runs. One
 experiment that fails (refused, or a 5xx on one of its pages) is reported and the others go
 on; a server that is down raises `TrackingUnavailable` so the invocation fails: when the
 experiments cannot be listed, or when every experiment in scope met `TrackingUnavailable`.
@@ -8,14 +10,18 @@ experiments cannot be listed, or when every experiment in scope met `TrackingUna
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
 from shared.engine.actions import Action, RegisterModelVersion
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
+from shared.engine.throttle import Throttle
 from shared.errors import TrackingError, TrackingUnavailable
-from shared.model import Experiment
+from shared.model import Experiment, Run
+from shared.policies import RUN_POLICIES
 from shared.policies import alert_failed_runs as alert
 from shared.policies.promote_to_registry import best_per_model
 from shared.settings import Settings
@@ -26,6 +32,9 @@ from shared.usecases.outage import Outage
 from shared.usecases.tally import Progress as Progress
 from shared.usecases.tally import SweepTally
 
+# Runs governed together on the executor's pool (one search page's worth at most).
+CATCH_UP_PAGE = 64
+
 
 def experiments_in_scope(gateway: TrackingReader, settings: Settings) -> Iterator[Experiment]:
     for experiment in gateway.iter_experiments():
@@ -34,38 +43,114 @@ def experiments_in_scope(gateway: TrackingReader, settings: Settings) -> Iterato
 
 
 def catch_up(
-    experiment: Experiment,
+    experiments: Sequence[Experiment],
     gateway: TrackingReader,
     settings: Settings,
     executor: Executor,
     now: datetime,
     progress: Progress | None = None,
     *,
-    defer: Callable[[Action], bool] | None = None,
+    held: list[Action] | None = None,
+    done: set[str] | None = None,
 ) -> Iterator[Record]:
-    """Run policies over runs of one experiment that finished within the catch-up window.
+    """Run policies over the runs that finished within the catch-up window, of every
+    experiment in `experiments`, in one search (not one per experiment).
 
     A failed or killed run whose failure notice never went out (its event was missed, or a
     canceled run sent none) gets one here, by the same policy as the event path
     (`shared.policies.alert_failed_runs`, which also says why a dry run sends none here).
+    With no run policy on anywhere, only failed runs are read, and a dry run reads none.
+    Runs of a page are governed concurrently on the executor's pool; their records come in
+    the order the search gave the runs. With `held`, promotions are kept there (in that
+    order) instead of applied. `done` collects the runs governed (a retry skips them).
     """
-    query = RunQuery(
-        experiment_id=experiment.experiment_id,
-        finished_after=now - timedelta(hours=settings.catchup_hours),
-    )
-    examined = 0
-    for run in gateway.iter_runs(query):
-        if not run.is_terminal:
-            continue
-        examined += 1
-        yield from govern_run(run, experiment, settings, executor, now, defer=defer)
+    done = done if done is not None else set()
+    by_id = {e.experiment_id: e for e in experiments}
+    governed = [e for e in experiments if _run_policies_on(settings, e)]
+    query = RunQuery("", finished_after=now - timedelta(hours=settings.catchup_hours))
+    if not governed:
+        if executor.dry_run or not experiments:
+            return  # nothing to decide: no run policy, and a dry run sends no catch-up alert
+        query = dataclasses.replace(query, statuses=alert.FAILED_STATUSES)
+    examined: Counter[str] = Counter()
+
+    def govern(run: Run) -> tuple[list[Record], list[Action]]:
+        kept: list[Action] = []
+
+        def hold(action: Action) -> bool:
+            if held is not None and isinstance(action, RegisterModelVersion):
+                kept.append(action)
+                return True
+            return False
+
+        experiment = by_id[run.experiment_id]
+        records = govern_run(run, experiment, settings, executor, now, defer=hold)
         facts = alert.read_facts(
             run, gateway, trigger="catch-up", marks_recorded=not executor.dry_run
         )
-        for action in alert.evaluate(run, experiment, facts):
-            yield executor.apply_one(action)
-        if progress is not None:
-            progress(experiment.name, examined)
+        records.extend(executor.apply_one(a) for a in alert.evaluate(run, experiment, facts))
+        return records, kept
+
+    page: list[Run] = []
+    runs = gateway.iter_runs(query.across(by_id))
+    while True:
+        run = next(runs, None)
+        if run is not None and run.is_terminal and run.run_id not in done:
+            page.append(run)
+        if page and (run is None or len(page) >= CATCH_UP_PAGE):
+            for each, (records, kept) in zip(page, executor.map(govern, page), strict=True):
+                done.add(each.run_id)
+                if held is not None:
+                    held.extend(kept)
+                yield from records
+                name = by_id[each.experiment_id].name
+                examined[name] += 1
+                if progress is not None:
+                    progress(name, examined[name])
+            page = []
+        if run is None:
+            return
+
+
+def _run_policies_on(settings: Settings, experiment: Experiment) -> bool:
+    policy = settings.policy_for(experiment.name)
+    return any(p.enabled(policy) for p in RUN_POLICIES)
+
+
+def _catch_up_all(
+    experiments: Sequence[Experiment],
+    gateway: TrackingReader,
+    settings: Settings,
+    executor: Executor,
+    now: datetime,
+    report: Report,
+    tally: SweepTally,
+    outage: Outage,
+    progress: Progress | None,
+    held: list[Action],
+) -> None:
+    """The catch-up over every experiment at once; when that search breaks, each experiment
+    alone (the runs already governed are not governed twice), so one bad experiment is
+    reported and the others go on."""
+    done: set[str] = set()
+    pending = [list(experiments)] if experiments else []
+    while pending:
+        group = pending.pop(0)
+        try:
+            for record in catch_up(
+                group, gateway, settings, executor, now, progress, held=held, done=done
+            ):
+                report.add(record)
+                tally.count(record)
+        except (TrackingError, TrackingUnavailable) as exc:
+            if len(group) > 1:
+                pending[:0] = [[e] for e in group]
+                continue
+            report.add(outage.experiment_failed(group[0], "catch-up", exc))
+            tally.count(report.records[-1])
+            continue
+        for experiment in group:
+            outage.ok(experiment)
 
 
 def sweep(
@@ -74,18 +159,18 @@ def sweep(
     now: datetime,
     *,
     progress: Progress | None = None,
+    throttle: Throttle | None = None,
 ) -> Report:
     report = Report(command="sweep", dry_run=settings.dry_run)
-    executor = Executor(gateway, dry_run=settings.dry_run)
+    executor = Executor(
+        gateway,
+        dry_run=settings.dry_run,
+        concurrency=settings.concurrency,
+        throttle=throttle or Throttle(),
+    )
+    # Promotions wait for the whole catch-up: a hyperparameter search that finished many
+    # trials gets one new version (its best), not one per trial that beat the champion.
     held: list[Action] = []
-
-    def hold(action: Action) -> bool:
-        # Promotions wait for the whole catch-up: a hyperparameter search that finished many
-        # trials gets one new version (its best), not one per trial that beat the champion.
-        if isinstance(action, RegisterModelVersion):
-            held.append(action)
-            return True
-        return False
 
     # Listed once per sweep (so new experiments are picked up); small next to their runs.
     # A failure here is not one experiment's: it propagates and fails the invocation.
@@ -96,22 +181,22 @@ def sweep(
         tally.include(experiment.name)  # every experiment in scope gets a row, even an idle one
     # Cleanup first: its candidates are counted across every experiment before any deletion.
     cleanup(experiments, gateway, settings, executor, now, report, tally, outage)
-    for experiment in experiments:
-        try:
-            for record in catch_up(
-                experiment, gateway, settings, executor, now, tally.progress(progress), defer=hold
-            ):
-                report.add(record)
-                tally.count(record)
-        except (TrackingError, TrackingUnavailable) as exc:
-            report.add(outage.experiment_failed(experiment, "catch-up", exc))
-            tally.count(report.records[-1])
-            continue
-        outage.ok(experiment)
+    _catch_up_all(
+        experiments,
+        gateway,
+        settings,
+        executor,
+        now,
+        report,
+        tally,
+        outage,
+        tally.progress(progress),
+        held,
+    )
     # Every experiment met a 5xx or no answer: the server is down, not one experiment.
     outage.raise_if_down(experiments)
-    for action in best_per_model(held):
-        report.add(executor.apply_one(action))
-        tally.count(report.records[-1])
+    for record in executor.apply_all(best_per_model(held)):
+        report.add(record)
+        tally.count(record)
     report.extra["experiments"] = tally.rows()
     return report

@@ -8,6 +8,7 @@ are marked `integration`: only they request the `mlflow_server` fixture.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,28 @@ class World:
     seeds: Seeds
     # What this world's server refuses (all True: a full MLflow server).
     supports: Capabilities
+    # Client calls by method name, for the worlds with a real server (None in memory).
+    calls: Counter[str] | None = None
+
+
+class Counted:
+    """An MlflowClient whose method calls are counted by name (one call, one request, but
+    for the pages a search walks)."""
+
+    def __init__(self, inner: Any, calls: Counter[str]) -> None:
+        self._inner = inner
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self._calls[name] += 1
+            return attr(*args, **kwargs)
+
+        return counted
 
 
 class MemorySeeds:
@@ -169,8 +192,8 @@ def world(request: pytest.FixtureRequest) -> World:
 
     uri = request.getfixturevalue("mlflow_server").uri
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    calls: Counter[str] = Counter()
+    counted = Counted(azure_like_client(uri) if azure_like else client, calls)
     # Not told what the server refuses: the adapter must find out by itself.
-    gateway = MlflowGateway(
-        uri, client=azure_like_client(uri) if azure_like else client, page_size=PAGE_SIZE
-    )
-    return World(kind, gateway, MlflowSeeds(client), supports)
+    gateway = MlflowGateway(uri, client=counted, page_size=PAGE_SIZE)
+    return World(kind, gateway, MlflowSeeds(client), supports, calls)

@@ -375,6 +375,8 @@ def test_model_gone_between_decision_and_apply_is_skipped_not_crashed(
         read_facts(run, context, gateway), model_source=ModelSource(f"runs:/{run_id}/elsewhere")
     )
     (action,) = evaluate_promotion(run, context, facts)
+    # A decision that carries no model (not one found then) makes the handler look itself.
+    action = dataclasses.replace(action, source=None)
 
     record = Executor(gateway, dry_run=False).apply_one(action)
 
@@ -419,11 +421,11 @@ class _RacedGateway(MlflowGateway):
         super().__init__(uri)
         self.rival = rival
 
-    def create_model_version(self, name, source, run_id, tags):
+    def create_model_version(self, name, source, run_id, tags, **kwargs):
         if self.rival is not None:
             rival, self.rival = self.rival, None
             rival()
-        return super().create_model_version(name, source, run_id, tags)
+        return super().create_model_version(name, source, run_id, tags, **kwargs)
 
 
 def test_concurrent_registrations_of_one_run_leave_one_version_with_the_alias(
@@ -462,8 +464,8 @@ def test_a_duplicate_registered_after_ours_is_left_to_the_call_that_made_it(
     run_id = make_run(client, experiment_id, metrics={"auc": 0.91}, model=True)
 
     class LateRival(MlflowGateway):
-        def create_model_version(self, name, source, run_id, tags):
-            ours = super().create_model_version(name, source, run_id, tags)
+        def create_model_version(self, name, source, run_id, tags, **kwargs):
+            ours = super().create_model_version(name, source, run_id, tags, **kwargs)
             client.create_model_version(name, source.source, run_id=run_id)  # the rival's v2
             return ours
 

@@ -1,10 +1,12 @@
 """Applies `RegisterModelVersion` as one idempotent unit: version, alias, run tag.
 
-Every step first looks at what is already there, so a duplicate event or a retry after a
-crash halfway finishes the job instead of registering a second version for the same run.
-Two invocations that both looked before either registered (concurrent duplicate events, a
-sweep overlapping an event) both create a version; each then re-lists the run's versions and
-the one that created a higher version deletes it, so the lowest survives and takes the alias.
+It uses what the decision read (the run's model, whether the registered model exists) and
+reads only what may have changed since. The version is registered, then the run's versions
+are listed: two invocations that both registered (concurrent duplicate events, a sweep
+overlapping an event, a retry after a crash halfway) converge on the lowest, the others
+deleting what they created. The alias is re-read right before it moves (compare-and-set).
+The run's tags (`governance.promoted_to` and the compliance marks decided with it) go in one
+request at the end, on every path that does not raise.
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ from shared.tracking.gateway import TrackingGateway
 
 
 def _overtaken_by(
-    gateway: TrackingGateway, action: RegisterModelVersion, ours: str | None
+    gateway: TrackingGateway, action: RegisterModelVersion, current: ModelVersion | None
 ) -> ModelVersion | None:
-    """The version the alias points at now, if it moved since the decision to one that is
-    as good as this run or better (then the alias must not move back). The comparison is the
-    policy's own (`action.outranks`)."""
-    current = gateway.get_model_version_by_alias(action.model_name, action.alias)
-    if current is None or current.version in (ours, action.previous_version):
+    """`current` (the version the alias points at now) if it moved since the decision to one
+    that is as good as this run or better (then the alias must not move back). The
+    comparison is the policy's own (`action.outranks`)."""
+    if current is None or current.version == action.previous_version:
         return None
-    if action.outranks(gateway, current):
+    if current.run_id == action.target.run_id or action.outranks(gateway, current):
         return None
     return current
 
@@ -40,65 +41,88 @@ def _skip_overtaken(action: RegisterModelVersion, current: ModelVersion, registe
     )
 
 
-def _keep_lowest(
-    gateway: TrackingGateway, name: str, run_id: str, ours: ModelVersion
-) -> tuple[ModelVersion, str]:
-    """After creating `ours`, the run's surviving version, and a note when `ours` was a
-    duplicate of a concurrent registration (then deleted).
-
-    Every racer applies the same rule (lowest number wins; delete only what you created), so
-    they converge on one version without coordinating.
-    """
-    versions = gateway.find_model_versions(name, run_id)  # sorted, lowest first
-    if not versions or versions[0].version == ours.version:
-        return ours, ""
-    survivor = versions[0]
-    gateway.delete_model_version(name, ours.version)
-    note = f" (a concurrent registration made v{survivor.version} first: v{ours.version} deleted)"
-    return survivor, note
+def _best_rival(
+    gateway: TrackingGateway, action: RegisterModelVersion, listed: list[ModelVersion]
+) -> ModelVersion | None:
+    """In a model this invocation found missing, another run's version registered meanwhile
+    that is as good or better (a concurrent first promotion). A listing carries no aliases
+    (MLflow's search leaves them out), so the rule is by metric, not by who holds the alias:
+    whichever racer lists last sees both versions, and the better one ends with the alias."""
+    for version in listed:
+        if version.run_id != action.target.run_id and _overtaken_by(gateway, action, version):
+            return version
+    return None
 
 
-def register_model_version(gateway: TrackingGateway, action: RegisterModelVersion) -> Result:
+def _register(gateway: TrackingGateway, action: RegisterModelVersion) -> tuple[Result, str]:
+    """The result, and the run's `governance.promoted_to` value ("" when not promoted)."""
     run_id, name = action.target.run_id, action.model_name
     version_tags = {
         T.SOURCE_RUN_ID: run_id,
         T.METRIC: action.metric,
         T.METRIC_VALUE: repr(action.value),
     }
-
-    duplicate = ""
-    existing = gateway.find_model_versions(name, run_id)
-    if existing:
-        version = existing[0]
-        created = False
-    else:
-        overtaken = _overtaken_by(gateway, action, None)
-        if overtaken is not None:
-            return _skip_overtaken(action, overtaken, "")
+    source = action.source
+    if source is None:  # decided without looking (a caller of its own): look now
         source = gateway.find_model_source(gateway.get_run(run_id), action.artifact_path)
-        if source is None:
-            return Result(outcome="skipped", reason=action.no_model_reason)
-        version = gateway.create_model_version(name, source, run_id, version_tags)
-        version, duplicate = _keep_lowest(gateway, name, run_id, version)
-        created = not duplicate
+    if source is None:
+        return Result(outcome="skipped", reason=action.no_model_reason), ""
+    ours = gateway.create_model_version(
+        name, source, run_id, version_tags, create_model=action.model_exists is not True
+    )
+    if action.model_exists is False:
+        # A model this invocation found missing holds a few versions at most: one listing
+        # answers both "which of this run's versions survives" and "who else registered".
+        listed = gateway.model_versions(name)
+        mine = [v for v in listed if v.run_id == run_id]
+        current = _best_rival(gateway, action, listed)
+    else:
+        mine = gateway.find_model_versions(name, run_id)  # sorted, lowest first
+        current = None
+    # Every racer applies the same rule (lowest number wins; delete only what you created).
+    version, duplicate = ours, ""
+    if mine and mine[0].version != ours.version:
+        version = mine[0]
+        gateway.delete_model_version(name, ours.version)
+        duplicate = (
+            f" (a concurrent registration made v{version.version} first: v{ours.version} deleted)"
+        )
     # A version registered by an interrupted attempt (or by hand) may lack the governance tags.
     stale = {k: v for k, v in version_tags.items() if version.tags.get(k) != v}
     if stale:
         gateway.set_model_version_tags(name, version.version, stale)
 
-    # Compare-and-set: re-read the alias right before moving it.
-    overtaken = _overtaken_by(gateway, action, version.version)
+    if action.model_exists is not False:
+        current = gateway.get_model_version_by_alias(name, action.alias)
+    if current is not None and current.version == version.version:
+        current = None
+    overtaken = _overtaken_by(gateway, action, current)
     if overtaken is not None:
-        return _skip_overtaken(action, overtaken, version.version)
+        if version is ours:
+            # Registered only to find the alias gone to a version as good or better: the
+            # new version would be an orphan nobody asked for (rare: one request more).
+            gateway.delete_model_version(name, ours.version)
+            return _skip_overtaken(action, overtaken, ""), ""
+        return _skip_overtaken(action, overtaken, version.version), ""
     how = gateway.set_alias(name, action.alias, version.version)
-    gateway.set_run_tags(run_id, {T.PROMOTED_TO: f"{name}:{version.version}"})
 
-    verb = "registered" if created else "reused"
+    verb = "reused" if duplicate else "registered"
     via = "" if how == "alias" else f" (registry refused aliases: set as {how})"
-    return Registered(
+    registered = Registered(
         reason=f"{action.reason}; {verb} {name} v{version.version}{duplicate}, "
         f"{action.alias} -> v{version.version}{via}",
         version=version.version,
         alias_set_as=how,
         source=version.source,
     )
+    return registered, f"{name}:{version.version}"
+
+
+def register_model_version(gateway: TrackingGateway, action: RegisterModelVersion) -> Result:
+    result, promoted_to = _register(gateway, action)
+    tags = dict(action.with_tags)
+    if promoted_to:
+        tags[T.PROMOTED_TO] = promoted_to
+    if tags or action.with_deletes:
+        gateway.set_run_tags(action.target.run_id, tags, action.with_deletes)
+    return result

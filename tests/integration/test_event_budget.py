@@ -1,0 +1,154 @@
+"""The request budget of one run event, counted by a loopback proxy in front of the real
+server: a promotion in at most 8 tracking requests, a no-op event in at most 2."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+
+from shared.events import parse_event
+from shared.tracking.mlflow_gateway import MlflowGateway
+from shared.usecases.run_event import handle_events
+from tests.event_samples import run_event
+from tests.support import make_run, settings
+
+
+class CountingProxy:
+    """Forwards every request to the server and keeps its method and path, in order."""
+
+    def __init__(self, upstream: str) -> None:
+        target = urlsplit(upstream)
+        self.requests: list[str] = []
+        proxy = self
+
+        class Forward(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                proxy.requests.append(f"{self.command} {self.path.split('?')[0]}")
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+        self.uri = f"http://127.0.0.1:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def proxy(mlflow_server) -> Iterator[CountingProxy]:
+    counting = CountingProxy(mlflow_server.uri)
+    yield counting
+    counting.close()
+
+
+def handle(proxy: CountingProxy, experiment: tuple[str, str], run_id: str, **env: str):
+    experiment_id, name = experiment
+    values = {"experiments": name, "promotion_metric": "auc", "promotion_threshold": "0.8"}
+    the_settings = settings(proxy.uri, **{**values, "required_tags": "owner", **env})
+    gateway = MlflowGateway(proxy.uri)
+    event = parse_event(run_event(run_id, experiment_id, name))
+    proxy.requests.clear()
+    return handle_events([event], gateway, the_settings, datetime.now(UTC))
+
+
+def outcomes(report) -> dict[str, str]:
+    return {r.policy: r.outcome for r in report.records}
+
+
+def test_a_promotion_beating_the_champion_takes_at_most_8_requests(
+    proxy, client, experiment
+) -> None:
+    experiment_id, name = experiment
+    first = make_run(client, experiment_id, metrics={"auc": 0.85}, model=True, tags={"owner": "a"})
+    assert outcomes(handle(proxy, experiment, first))["promote-to-registry"] == "applied"
+    better = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True, tags={"owner": "a"})
+
+    report = handle(proxy, experiment, better)
+
+    assert outcomes(report)["promote-to-registry"] == "applied", report.records
+    assert client.get_model_version_by_alias(name, "champion").run_id == better
+    tags = client.get_run(better).data.tags
+    assert (tags["governance.compliance"], tags["governance.promoted_to"]) == (
+        "compliant",
+        f"{name}:2",
+    )
+    assert len(proxy.requests) <= 8, "\n".join(proxy.requests)
+
+
+def test_a_first_promotion_creates_the_model_within_the_budget(proxy, client, experiment) -> None:
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True, tags={"owner": "a"})
+
+    report = handle(proxy, experiment, run_id)
+
+    assert outcomes(report)["promote-to-registry"] == "applied", report.records
+    assert client.get_model_version_by_alias(name, "champion").version == "1"
+    assert sum("registered-models/create" in r for r in proxy.requests) == 1
+    assert len(proxy.requests) <= 8, "\n".join(proxy.requests)
+
+
+def test_a_noop_event_takes_at_most_2_requests(proxy, client, experiment) -> None:
+    experiment_id, _ = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.5}, tags={"owner": "a"})
+    handle(proxy, experiment, run_id)  # marks it compliant
+
+    report = handle(proxy, experiment, run_id)
+
+    assert outcomes(report)["promote-to-registry"] == "skipped"
+    assert len(proxy.requests) <= 2, "\n".join(proxy.requests)
+
+
+def test_an_event_out_of_scope_reads_the_run_only(proxy, client, experiment) -> None:
+    experiment_id, _ = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True)
+    report = handle(proxy, experiment, run_id, experiments=f"other-{uuid.uuid4().hex[:6]}")
+    assert [r.outcome for r in report.records] == ["skipped"]
+    # The event names the run's experiment: its name is not read again.
+    assert proxy.requests == ["GET /api/2.0/mlflow/runs/get"]
+
+
+def test_an_event_without_the_experiment_name_reads_the_experiment(
+    proxy, client, experiment
+) -> None:
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.5}, tags={"owner": "a"})
+    handle(proxy, experiment, run_id)  # marks it compliant
+    event = run_event(run_id, experiment_id, name)
+    event["data"].pop("experimentName")
+    the_settings = settings(proxy.uri, experiments=name, required_tags="owner")
+    proxy.requests.clear()
+    report = handle_events(
+        [parse_event(event)], MlflowGateway(proxy.uri), the_settings, datetime.now(UTC)
+    )
+    assert [r.outcome for r in report.records] == ["skipped"]
+    assert proxy.requests == [
+        "GET /api/2.0/mlflow/runs/get",
+        "GET /api/2.0/mlflow/experiments/get",
+    ]
