@@ -1,17 +1,21 @@
 """The application: the operations every entry point calls (a Functions trigger, a CLI verb).
 
 Each operation runs its use case, logs its decisions when given a logger, delivers its card on
-the app's channel and marks the runs whose failure notice went out: written once, here.
+the app's channel and marks the runs whose failure notice went out: written once, here. Each
+runs under its deadline (`shared.budget`): past it, no tracking call is started.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from shared.app import decision_events
+from shared.app.azure import AzureServices, workspace_of
 from shared.app.outcomes import EventsOutcome, Outcome, RestoreOutcome, SummaryOutcome
+from shared.budget import Budget, deadline, default_budget
 from shared.engine.report import Report, log_decisions
 from shared.engine.results import RestoreUnsupported
 from shared.errors import InvalidEvent, TrackingError
@@ -19,9 +23,11 @@ from shared.events import IgnoredEvent, RunEvent, parse_event, parse_events
 from shared.notify.cards import summary_card
 from shared.notify.sinks import Channel
 from shared.notify.teams import Delivery
+from shared.redact import redact
 from shared.settings import Settings
 from shared.tracking.gateway import TrackingGateway
 from shared.usecases import notifications
+from shared.usecases.restore import Fallback
 from shared.usecases.restore import restore as restore_runs
 from shared.usecases.run_event import handle_events, raise_for_redelivery
 from shared.usecases.summary import summarize
@@ -40,12 +46,15 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class App:
-    """Settings, the tracking gateway, where cards go and what time it is."""
+    """Settings, the tracking gateway, where cards go, what time it is, how long it may take."""
 
     settings: Settings
     gateway: TrackingGateway
     channel: Channel
     clock: Clock = utcnow
+    budget: Budget = field(default_factory=default_budget)
+    # The process's Azure side (credential, job restore, events out); None: no Azure at all.
+    azure: AzureServices | None = None
 
     def with_channel(self, channel: Channel) -> App:
         """The same app, its cards going elsewhere (the demo keeps one file per step)."""
@@ -60,12 +69,15 @@ class App:
         not JSON at all raises `InvalidEvent`. `TrackingUnavailable` propagates.
         """
         events, rejected = _parse(payload)
-        report = handle_events(events, self.gateway, self.settings, self.clock())
-        if rejected:
-            report.extra["rejected_events"] = [
-                {"event_id": exc.event_id, "problem": exc.problem} for exc in rejected
-            ]
-        delivery = self._deliver(report, log)
+        # Event Grid's budget per event (a CLI batch of n events gets n of them).
+        seconds = self.budget.event_s * max(1, len(events))
+        with deadline("event invocation", seconds, self.budget):
+            report = handle_events(events, self.gateway, self.settings, self.clock())
+            if rejected:
+                report.extra["rejected_events"] = [
+                    {"event_id": exc.event_id, "problem": exc.problem} for exc in rejected
+                ]
+            delivery = self._deliver(report, log)
         redelivery: TrackingError | None = None
         try:
             raise_for_redelivery(report)
@@ -79,23 +91,36 @@ class App:
         self, *, progress: Progress | None = None, log: logging.Logger | None = None
     ) -> Outcome:
         """Cleanup, then catch-up over every experiment in scope; one card for all of it."""
-        report = sweep_experiments(self.gateway, self.settings, self.clock(), progress=progress)
-        return Outcome(
-            report=report, delivery=self._deliver(report, log, cap=self.settings.cleanup_max_runs)
-        )
+        with deadline("sweep", self.budget.sweep_s, self.budget):
+            report = sweep_experiments(self.gateway, self.settings, self.clock(), progress=progress)
+            delivery = self._deliver(report, log, cap=self.settings.cleanup_max_runs)
+        return Outcome(report=report, delivery=delivery)
 
     def summary(self, *, window_hours: float | None = None) -> SummaryOutcome:
         """The digest of the window before now, and its card."""
-        result = summarize(self.gateway, self.settings, self.clock(), window_hours=window_hours)
-        delivery = notifications.deliver(
-            result.report, [summary_card(result.summary)], self.channel
-        )
+        with deadline("summary", self.budget.summary_s, self.budget):
+            result = summarize(self.gateway, self.settings, self.clock(), window_hours=window_hours)
+            delivery = notifications.deliver(
+                result.report, [summary_card(result.summary)], self.channel
+            )
+        _redact_notifications(result.report)
         return SummaryOutcome(report=result.report, delivery=delivery, summary=result.summary)
 
     def restore(self, since_hours: float) -> RestoreOutcome:
         """Undo this tool's deletions of the last `since_hours` (no card: the CLI reports it)."""
-        report = restore_runs(self.gateway, self.settings, self.clock(), since_hours)
+        with deadline("restore", self.budget.restore_s, self.budget):
+            report = restore_runs(
+                self.gateway, self.settings, self.clock(), since_hours, fallback=self._fallback()
+            )
+            decision_events.publish(report, self.settings, self.azure)
         return RestoreOutcome(report=report, unsupported=_unsupported(report))
+
+    def _fallback(self) -> Fallback | None:
+        """Restore through azure-ai-ml (`jobs.restore`) where the workspace is known."""
+        azure, ref = self.azure, workspace_of(self.settings)
+        if azure is None or ref is None:
+            return None
+        return Fallback("azure-ai-ml jobs.restore", lambda run_id: azure.restore_job(ref, run_id))
 
     def _deliver(
         self, report: Report, log: logging.Logger | None, *, cap: int = 0
@@ -104,7 +129,20 @@ class App:
         # becomes of the card (and the marks that follow delivery are the card's business).
         if log is not None:
             log_decisions(report, log)
-        return notifications.notify(report, self.channel, self.gateway, cap=cap, clock=self.clock)
+        delivery = notifications.notify(
+            report, self.channel, self.gateway, cap=cap, clock=self.clock
+        )
+        # Governance events out go like the card: best effort, reported, after the decisions.
+        decision_events.publish(report, self.settings, self.azure)
+        _redact_notifications(report)
+        return delivery
+
+
+def _redact_notifications(report: Report) -> None:
+    # A receiver's answer is quoted in the error: it may echo the webhook URL in any encoding.
+    for entry in report.notifications:
+        if entry.get("error"):
+            entry["error"] = redact(entry["error"])
 
 
 def _parse(payload: EventPayload) -> tuple[list[RunEvent | IgnoredEvent], list[InvalidEvent]]:

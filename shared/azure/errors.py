@@ -1,21 +1,42 @@
-"""The errors the Azure adapters raise, each saying what to configure or whether to retry."""
+"""The errors the Azure adapters raise, each saying what to configure or whether to retry.
+
+A missing identity, a workspace that is not there and a missing role are configuration
+problems: they are `SettingsError`s (the CLI exits 2, as for an invalid setting), each naming
+the setting that selects what is wrong; the message is kept exactly as the adapter wrote it.
+"""
 
 from __future__ import annotations
 
 from typing import NoReturn
 
-from shared.errors import GovernanceError, TrackingUnavailable
+from shared.errors import SettingsError, TrackingUnavailable
 
 
-class CredentialUnavailable(GovernanceError):
+class AzureConfigurationError(SettingsError):
+    """An Azure-side configuration problem; `setting` is the setting that selects it."""
+
+    SETTING = "AZURE_CLIENT_ID"
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(setting or self.SETTING, message)
+        # The message alone (it already says what to configure), not "setting: message".
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CredentialUnavailable(AzureConfigurationError):
     """No token could be had for a scope: the message names the credential and what to set."""
 
 
-class WorkspaceNotFound(GovernanceError):
+class WorkspaceNotFound(AzureConfigurationError):
     """The coordinates name no workspace this identity can see (permanent: fix the settings)."""
 
+    SETTING = "AZURE_ML_WORKSPACE_NAME"
 
-class AzureAccessDenied(GovernanceError):
+
+class AzureAccessDenied(AzureConfigurationError):
     """Azure refused the identity (401/403): a role assignment is missing (permanent)."""
 
 

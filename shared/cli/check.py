@@ -216,13 +216,17 @@ def render(settings: Settings, estate: Estate | None = None) -> str:
 def run(args: argparse.Namespace, discover: Discover | None = None) -> int:
     """Print the settings and the estate; `discover` (azure-ai-ml's lister, from the
     composition root) reads the scope now, else the scope is shown unread (works offline)."""
+    from shared.app.azure_check import azure_check
+
     settings = settings_for(args)
     estate = Estate.from_settings(settings, discover=discover)
+    # The credential, its token for the workspace and the resolved URI (nothing if no Azure).
+    azure = azure_check(settings)
     if args.json:
-        print(json.dumps(describe(settings, estate), indent=2, default=str))
+        print(json.dumps(describe(settings, estate) | azure.as_json(), indent=2, default=str))
     else:
-        print(render(settings, estate))
-    return EXIT_OK
+        print(render(settings, estate) + azure.text())
+    return azure.exit_code or EXIT_OK
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

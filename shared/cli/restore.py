@@ -1,4 +1,8 @@
-"""`mlgov restore [--since HOURS]`: undo this tool's deletions in a window (restore the runs)."""
+"""`mlgov restore [--since HOURS]`: undo this tool's deletions in a window (restore the runs).
+
+Where the tracking server cannot restore and the workspace is known, the App restores the
+jobs through azure-ai-ml; each record's `details.restored_via` then says so.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ def run(args: argparse.Namespace) -> int:
         print(
             "mlgov: this tracking server cannot restore deleted runs, so nothing was restored.\n"
             f"  {outcome.unsupported}\n"
-            "  On Azure ML: `az ml job restore --name <run id>` or `ml_client.jobs.restore(name)`"
-            " (azure-ai-ml); the run ids are listed above.",
+            "  On Azure ML, name the workspace (AZURE_ML_WORKSPACE_ID, or AZURE_SUBSCRIPTION_ID,"
+            " AZURE_ML_WORKSPACE_RESOURCE_GROUP and AZURE_ML_WORKSPACE_NAME) and mlgov restores"
+            " the jobs through azure-ai-ml; or `az ml job restore --name <run id>` for each run"
+            " listed above.",
             file=sys.stderr,
         )
     return outcome.exit_code

@@ -171,6 +171,9 @@ class Settings(BaseModel):
     _resolved: tuple[_Source, dict[tuple[str | None, str], Policy]] | None = PrivateAttr(
         default=None
     )
+    # The workspace these settings govern in an estate (`for_workspace`): the one
+    # `policy_for` resolves for when not told another, so the use cases need not know it.
+    _governed: w.Workspace | None = PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Settings):
@@ -189,7 +192,8 @@ class Settings(BaseModel):
 
     @property
     def is_embedded(self) -> bool:
-        return not self.tracking_uri
+        """No tracking URI and no workspace to resolve one from: the embedded local store."""
+        return not self.tracking_uri and self.workspace is None
 
     @property
     def workspace(self) -> w.Workspace | None:
@@ -229,6 +233,7 @@ class Settings(BaseModel):
         Resolved once per (workspace, experiment) and kept: the overrides were validated when
         the file was read, so the merge is a copy, not a second validation.
         """
+        workspace = workspace if workspace is not None else self._governed
         source = (self.default_policy, self.overrides)
         if (
             self._resolved is None
@@ -262,6 +267,18 @@ class Settings(BaseModel):
         for override in overrides:
             update.update(override.values)
         return self.default_policy.model_copy(update=update) if update else self.default_policy
+
+    @property
+    def governed_workspace(self) -> w.Workspace | None:
+        """The estate member these settings were narrowed to (`for_workspace`), if any."""
+        return self._governed
+
+    def for_workspace(self, workspace: w.Workspace | None) -> Settings:
+        """The same settings, governing `workspace`: `policy_for` applies that workspace's
+        overrides of the policy file unless told another (None: the default member)."""
+        narrowed = self.model_copy()
+        narrowed._governed = workspace
+        return narrowed
 
     def with_dry_run(self, dry_run: bool) -> Settings:
         return self.model_copy(update={"dry_run": self.dry_run or dry_run})

@@ -6,18 +6,26 @@ again; the deletion tags are cleared.
 Each experiment's deleted runs are listed in full before any is restored: restoring takes a
 run out of the very result set being paged, so restoring while paging would skip runs. What
 is held is one small action per run to restore, as the report holds one record per run.
+
+Where the tracking server cannot restore a run (MLflow's `restore_run` on Azure ML), a
+`Fallback` may restore it another way (azure-ai-ml's `jobs.restore`); its records say so.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from shared import tags as T
-from shared.engine.actions import RestoreRun, Target
+from shared.engine.actions import Action, RestoreRun, Target
 from shared.engine.executor import Executor
+from shared.engine.handlers.cleanup import restore_run
+from shared.engine.handlers.table import HANDLERS, Handler
 from shared.engine.report import Report
-from shared.engine.results import RestoreUnsupported
-from shared.errors import TrackingError, TrackingUnavailable
+from shared.engine.results import RestoreUnsupported, Result
+from shared.errors import RunNotFound, TrackingError, TrackingUnavailable
 from shared.model import Run
 from shared.settings import Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway
@@ -25,6 +33,51 @@ from shared.usecases.outage import Outage
 from shared.usecases.sweep import experiments_in_scope
 
 POLICY = "restore"
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Another way to restore a run (by id) where the tracking server cannot; `via` names it
+    in the records' details (`restored_via`)."""
+
+    via: str
+    restore: Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredVia(Result):
+    """Restored by the fallback, not by the tracking server."""
+
+    via: str = ""
+
+    def json_details(self) -> dict[str, str]:
+        return {"restored_via": self.via}
+
+
+def _with_fallback(fallback: Fallback) -> Handler:
+    """`RestoreRun`'s handler, going to `fallback` once the server has said it cannot
+    restore (asked once per invocation: it would say so for every run)."""
+    server_refuses = threading.Event()
+
+    def handler(gateway: TrackingGateway, action: Action) -> Result:
+        assert isinstance(action, RestoreRun)
+        why = "the tracking server cannot restore runs"
+        if not server_refuses.is_set():
+            result = restore_run(gateway, action)
+            if not isinstance(result, RestoreUnsupported):
+                return result
+            server_refuses.set()
+        run_id = action.target.run_id
+        try:
+            fallback.restore(run_id)
+        except RunNotFound:
+            return Result("skipped", f"run no longer exists ({fallback.via})")
+        gateway.set_run_tags(run_id, action.set_tags, delete=action.clear_tags)
+        return RestoredVia(
+            reason=f"{action.reason}; restored with {fallback.via} ({why})", via=fallback.via
+        )
+
+    return handler
 
 
 def deleted_at(run: Run) -> datetime | None:
@@ -39,11 +92,19 @@ def deleted_at(run: Run) -> datetime | None:
 
 
 def restore(
-    gateway: TrackingGateway, settings: Settings, now: datetime, since_hours: float
+    gateway: TrackingGateway,
+    settings: Settings,
+    now: datetime,
+    since_hours: float,
+    *,
+    fallback: Fallback | None = None,
 ) -> Report:
     """Restore every run in scope this tool deleted in the last `since_hours` hours."""
     report = Report(command="restore", dry_run=settings.dry_run)
-    executor = Executor(gateway, dry_run=settings.dry_run)
+    handlers = HANDLERS
+    if fallback is not None:
+        handlers = {**HANDLERS, RestoreRun: _with_fallback(fallback)}
+    executor = Executor(gateway, dry_run=settings.dry_run, handlers=handlers)
     since = now - timedelta(hours=since_hours)
     unsupported: str | None = None
     # Listed up front: a failure here is not one experiment's, it fails the invocation.
