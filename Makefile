@@ -44,8 +44,16 @@ test: renderer lint typecheck $(INFRA_STAMP) pytest
 cards: $(STAMP) renderer
 	$(BIN)/python scripts/example_cards.py docs/img
 
-bench: $(STAMP)
-	$(BIN)/python bench/sweep_bench.py
+# The benchmark (bench/RESULTS.md): the quick size by default; the large one on request with
+# `make bench BENCH_SIZES=10000,100000`; BENCH_ARGS passes other flags (bench/run.py --help).
+BENCH_SIZES ?= 10000
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-infra .mypy_cache .ruff_cache .pytest_cache
