@@ -48,6 +48,16 @@ def _configure_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from shared.redact_logs import redacted_std
+
+    # Everything the CLI prints (report, table, cards, errors, log lines) is redacted.
+    with redacted_std():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from shared.redact_logs import install_logging
+
     # MLflow configures its own logger at import and narrates store creation at INFO.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # MLflow writes "View run" links on stdout, which would corrupt `--json` output.
@@ -55,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
+    install_logging()
     try:
         code: int = args.handler(args)
     except SettingsError as exc:

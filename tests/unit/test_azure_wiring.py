@@ -172,12 +172,13 @@ def test_each_function_without_an_identity_raises_naming_what_to_configure(
     from azure.functions.timer import TimerRequest
 
     from functions.scheduled_sweep import scheduled_sweep
+    from tests.estate_support import Collected
     from tests.event_samples import event_grid_event, on_run_event_function
 
     coordinates(isolated)
     if function == "scheduled_sweep":
         timer = scheduled_sweep.build().get_user_function()
-        invoke = lambda: timer(TimerRequest(past_due=False))  # noqa: E731
+        invoke = lambda: timer(TimerRequest(past_due=False), Collected())  # noqa: E731
     else:
         event = event_grid_event(run_event(RUN_ID, "1", EXPERIMENT))
         invoke = lambda: on_run_event_function()(event)  # noqa: E731
