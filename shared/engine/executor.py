@@ -12,6 +12,7 @@ their records in the order given. A throttled server (429) pauses every worker (
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,7 +68,9 @@ class Executor:
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlgov")
         futures: list[Future[_R]] = []
         try:
-            futures = [pool.submit(fn, item) for item in items]
+            # Each task runs in a copy of the caller's context: the invocation's deadline
+            # (`shared.budget`) travels with it into the pool.
+            futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
             return [future.result() for future in futures]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
