@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from shared.notify.blocks import encode_envelope, envelope
 from shared.notify.sizing import fit
-from shared.redact import uri_origin
+from shared.redact import redact, uri_origin
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ class TeamsNotifier:
                     status = response.status_code
                     if 200 <= status < 300:
                         return Delivery(True, status, attempts, None)
-                    excerpt = self._scrub(" ".join(response.text.split()))[:200]
+                    # Redacted whole before the cut: half a secret must not survive the cut.
+                    excerpt = redact(self._scrub(" ".join(response.text.split())))[:200]
                     error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
                     retryable = status == 429 or 500 <= status <= 599
                     retry_after = _retry_after(response.headers.get("Retry-After"))
