@@ -40,6 +40,9 @@ Clock = Callable[[], datetime]
 EventPayload = str | bytes | Mapping[str, object]
 
 
+_log = logging.getLogger(__name__)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -68,6 +71,7 @@ class App:
         Malformed events are returned as `rejected` (and listed in the report); text that is
         not JSON at all raises `InvalidEvent`. `TrackingUnavailable` propagates.
         """
+        self._warn()
         events, rejected = _parse(payload)
         # Event Grid's budget per event (a CLI batch of n events gets n of them).
         seconds = self.budget.event_s * max(1, len(events))
@@ -91,6 +95,7 @@ class App:
         self, *, progress: Progress | None = None, log: logging.Logger | None = None
     ) -> Outcome:
         """Cleanup, then catch-up over every experiment in scope; one card for all of it."""
+        self._warn()
         with deadline("sweep", self.budget.sweep_s, self.budget):
             report = sweep_experiments(self.gateway, self.settings, self.clock(), progress=progress)
             delivery = self._deliver(report, log, cap=self.settings.cleanup_max_runs)
@@ -98,6 +103,7 @@ class App:
 
     def summary(self, *, window_hours: float | None = None) -> SummaryOutcome:
         """The digest of the window before now, and its card."""
+        self._warn()
         with deadline("summary", self.budget.summary_s, self.budget):
             result = summarize(self.gateway, self.settings, self.clock(), window_hours=window_hours)
             delivery = notifications.deliver(
@@ -108,12 +114,19 @@ class App:
 
     def restore(self, since_hours: float) -> RestoreOutcome:
         """Undo this tool's deletions of the last `since_hours` (no card: the CLI reports it)."""
+        self._warn()
         with deadline("restore", self.budget.restore_s, self.budget):
             report = restore_runs(
                 self.gateway, self.settings, self.clock(), since_hours, fallback=self._fallback()
             )
             decision_events.publish(report, self.settings, self.azure)
         return RestoreOutcome(report=report, unsupported=_unsupported(report))
+
+    def _warn(self) -> None:
+        """A best-effort setting that is unusable (an unresolved Key Vault reference for the
+        webhook) is logged as an error on every invocation; governance goes on without it."""
+        for warning in self.settings.warnings:
+            _log.error("%s: %s (governance goes on)", warning.setting, warning.problem)
 
     def _fallback(self) -> Fallback | None:
         """Restore through azure-ai-ml (`jobs.restore`) where the workspace is known."""

@@ -237,3 +237,26 @@ def test_restore_on_a_server_that_cannot_says_so_and_exits_1():
     assert outcome.exit_code == EXIT_FAILED
     assert gateway.get_run(run_id).deleted
     assert outcome.delivery is None  # restore reports on the command line only
+
+
+# -- notifications never gate governance ---------------------------------------------------
+
+
+def test_an_unresolved_key_vault_webhook_is_logged_on_each_invocation_and_governance_runs(
+    caplog,
+):
+    gateway = InMemoryGateway(clock=lambda: NOW)
+    experiment_id = gateway.create_experiment(EXPERIMENT)
+    old = failed_run(gateway, experiment_id, 100)
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/teams-webhook/)"
+    app = memory_app(gateway, cleanup_statuses="FAILED", teams_webhook_url=reference)
+    assert app.settings.teams_webhook_url is None  # unusable: treated as unset
+
+    with caplog.at_level("ERROR", logger="shared.app.application"):
+        first = app.sweep()
+        app.sweep()
+    errors = [r.getMessage() for r in caplog.records if r.name == "shared.app.application"]
+    assert len(errors) == 2
+    assert all("GOVERNANCE_TEAMS_WEBHOOK_URL" in e and "Key Vault" in e for e in errors)
+    assert first.exit_code == 0
+    assert gateway.get_run(old).deleted
