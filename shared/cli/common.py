@@ -58,6 +58,13 @@ def embedded_store(settings: Settings) -> Path | None:
     return Path(settings.effective_tracking_uri().removeprefix("sqlite:///"))
 
 
+def sqlite_file(uri: str | None) -> Path | None:
+    """The file of a `sqlite:` tracking URI (`sqlite:///rel.db`, `sqlite:////abs.db`)."""
+    if not uri or not uri.lower().startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :].split("?", 1)[0])
+
+
 def gateway_for(settings: Settings) -> TrackingGateway:
     """The gateway a verb works through; refuses to conjure an empty embedded store.
 
@@ -73,6 +80,13 @@ def gateway_for(settings: Settings) -> TrackingGateway:
             "MLFLOW_TRACKING_URI",
             f"not set, and there is no embedded MLflow store at {store}: "
             f"set MLFLOW_TRACKING_URI or run where {DEFAULT_EMBEDDED_DB} is",
+        )
+    # MLflow's SQL store makes a missing folder and an empty database on first open.
+    configured = sqlite_file(settings.tracking_uri)
+    if configured is not None and not configured.is_file():
+        raise SettingsError(
+            "MLFLOW_TRACKING_URI",
+            f"no MLflow store at {configured}: a verb never creates one (only `mlgov demo` does)",
         )
     return build_gateway(settings)
 

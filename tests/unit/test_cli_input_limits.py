@@ -52,3 +52,17 @@ def test_an_endless_event_file_is_refused_after_the_size_limit(
 ) -> None:
     assert main(["handle-event", "/dev/zero"]) == EXIT_INVALID
     assert "larger than" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", [["sweep"], ["sweep", "--dry-run"], ["summary"], ["restore"]])
+def test_a_sqlite_uri_in_a_missing_folder_creates_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    verb: list[str],
+) -> None:
+    folder = tmp_path / "missing"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/store.db")
+    assert main(verb) == EXIT_INVALID
+    assert "no MLflow store at" in capsys.readouterr().err
+    assert not folder.exists()
