@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck renderer pytest infra-scan bench cards clean
+.PHONY: demo test lint typecheck renderer pytest pytest-py312 infra-scan bench bench-estate cards clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,24 @@ $(INFRA_STAMP): requirements-infra.txt
 infra-scan: $(INFRA_STAMP)
 	scripts/scan_infra.sh
 
-test: renderer lint typecheck $(INFRA_STAMP) pytest
+test: renderer lint typecheck $(INFRA_STAMP) pytest pytest-py312
+
+# The supported Pythons are 3.11 and 3.12: the suite that needs no server runs on 3.12 too,
+# in its own venv, wherever a 3.12 interpreter is found (pyenv's included).
+PY312 ?= $(shell for p in $$HOME/.pyenv/versions/3.12*/bin/python $$(command -v python3.12); do \
+  "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
+VENV312 := .venv312
+$(VENV312)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV312)/bin/python -m pip install --quiet -r requirements-dev.txt
+	$(VENV312)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+pytest-py312:
+	@if [ -z "$(PY312)" ]; then echo "python3.12 not found: the 3.12 run is skipped"; else \
+	  $(MAKE) --no-print-directory $(VENV312)/.installed PY312=$(PY312) && \
+	  $(VENV312)/bin/pytest -m "not integration" -q -p no:cacheprovider; fi
 
 # Re-render the example cards shown in docs/.
 cards: $(STAMP) renderer
@@ -55,5 +72,12 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
+# The estate benchmark: ESTATE_WORKSPACES workspaces of ESTATE_RUNS runs each at 50 ms,
+# swept with the fan-out's parallelism and one after another (bench/estate_bench.py).
+ESTATE_WORKSPACES ?= 10
+ESTATE_RUNS ?= 10000
+bench-estate: $(BENCH_STAMP)
+	$(BIN)/python bench/estate_bench.py --workspaces $(ESTATE_WORKSPACES) --runs $(ESTATE_RUNS) --latency-ms 50
+
 clean:
-	rm -rf $(VENV) .venv-infra .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VENV312) .venv-infra .mypy_cache .ruff_cache .pytest_cache
