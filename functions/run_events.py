@@ -1,7 +1,9 @@
 """`on_run_event`: Azure ML run events from Event Grid (either schema) -> the App's events path.
 
 Poison events are logged and dropped (raising would make Event Grid redeliver them for a
-day); a tracking server that is down raises, so the platform redelivers the event.
+day); a tracking server that is down raises, so the platform redelivers the event. When the
+settings govern workspaces, the event goes to the App of the workspace it names (`topic` /
+`source`); an event from outside the estate is logged and dropped, never retried.
 """
 
 from __future__ import annotations
@@ -20,8 +22,17 @@ log = logging.getLogger(__name__)
 def on_run_event(event: func.EventGridEvent) -> None:
     # The library passes a func.CloudEvent instead when the body has `specversion`.
     from shared.bootstrap import host_app
+    from shared.estate_host import host_estate
 
-    outcome = host_app().handle_events(wire(event), log=log)
+    payload = wire(event)
+    estate = host_estate()
+    if estate is None:
+        outcome = host_app().handle_events(payload, log=log)
+    else:
+        routed = estate.route(payload, log=log)
+        if routed is None:  # outside the estate: route() logged it; not retried
+            return
+        outcome = routed
     if outcome.rejected:  # one event in, so at most one rejected
         problem = outcome.rejected[0].problem
         log.error("on_run_event %s dropped (malformed, not retried): %s", event.id, problem)

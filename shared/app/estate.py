@@ -11,9 +11,12 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from shared.app.application import App, Clock, utcnow
+from shared.app.azure import AzureServices
 from shared.app.outcomes import EXIT_FAILED, EXIT_OK, EventsOutcome, Outcome
+from shared.budget import Budget, default_budget
 from shared.engine.report import Report
 from shared.estate import Discover, Estate, Member
 from shared.notify.cards import EstateSummary, WorkspaceActivity, estate_summary_card
@@ -42,7 +45,7 @@ GatewayFactory = Callable[[Member], TrackingGateway]
 # Members swept at once in-process: each sweep is mostly waiting on its server, and each also
 # runs its own GOVERNANCE_CONCURRENCY mutations, so a few at a time go far.
 DEFAULT_PARALLELISM = 4
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +138,7 @@ class EstateApp:
     """The estate of `settings` and an App per member, built on first use with the member's
     gateway (`gateway_factory`) and its per-workspace policy (`Settings.for_workspace`).
 
-    `discover` lists a scope's workspaces (re-read at each sweep); `apps` seeds the cache
-    (the single workspace's App as the host built it).
+    `discover` lists a scope's workspaces (re-read at each sweep); `apps` seeds the cache.
     """
 
     settings: Settings
@@ -145,9 +147,27 @@ class EstateApp:
     clock: Clock = utcnow
     discover: Discover | None = None
     parallelism: int = DEFAULT_PARALLELISM
+    budget: Budget = field(default_factory=default_budget)
+    azure: AzureServices | None = None
     apps: dict[str, App] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _estate: Estate | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def around(
+        cls, app: App, gateway_factory: GatewayFactory, *, discover: Discover | None = None
+    ) -> EstateApp:
+        """The estate of `app`'s settings, its members sharing `app`'s channel, clock, wait
+        figures and Azure side (the host's App, a verb's)."""
+        return cls(
+            app.settings,
+            gateway_factory,
+            app.channel,
+            app.clock,
+            discover=discover,
+            budget=app.budget,
+            azure=app.azure,
+        )
 
     @property
     def estate(self) -> Estate:
@@ -174,10 +194,12 @@ class EstateApp:
             label = f"{channel.label} (workspace {member.name})"
             channel = Channel(_LabelledSink(channel, member.name), label, channel.posts)
         built = App(
-            settings=self.settings.for_workspace(member.workspace),
+            settings=self.settings.for_workspace(member.workspace, member.tracking_uri),
             gateway=self.gateway_factory(member),
             channel=channel,
             clock=self.clock,
+            budget=self.budget,
+            azure=self.azure,
         )
         with self._lock:
             return self.apps.setdefault(member.key, built)
@@ -192,7 +214,7 @@ class EstateApp:
         named = event_workspace(payload)
         member = self.estate.find(named)
         if member is None:
-            (log or globals()["log"]).warning(
+            (log or _log).warning(
                 "event %s names workspace %s, which is not in the estate: dropped (not retried)",
                 str(payload.get("id"))[:80],
                 "(none)" if named is None else repr(named[:300]),
@@ -211,7 +233,7 @@ class EstateApp:
         when it names no workspace of the estate. Errors propagate (the queue retries)."""
         member = self.estate.find(workspace)
         if member is None or member.workspace is None:
-            (log or globals()["log"]).warning(
+            (log or _log).warning(
                 "sweep message names workspace %r, which is not in the estate: dropped",
                 workspace[:300],
             )
@@ -225,8 +247,8 @@ class EstateApp:
         def one(member: Member) -> MemberSweep:
             try:
                 return MemberSweep(member, outcome=self.sweep_member(member, log=log))
-            except Exception as exc:  # one broken workspace must not stop the others
-                (log or globals()["log"]).error("sweep of %s failed: %s", member.name, _why(exc))
+            except Exception as exc:  # noqa: BLE001 (one broken workspace must not stop the rest)
+                (log or _log).error("sweep of %s failed: %s", member.name, _why(exc))
                 return MemberSweep(member, error=_why(exc))
 
         members = tuple(self.members())
@@ -248,8 +270,8 @@ class EstateApp:
                 app = self.app_for(member)
                 gateway = app.gateway
                 result = summarize(app.gateway, app.settings, now, window_hours=hours)
-            except Exception as exc:  # the other workspaces are still summarised
-                log.error("summary of %s failed: %s", member.name, _why(exc))
+            except Exception as exc:  # noqa: BLE001 (the other workspaces are still summarised)
+                _log.error("summary of %s failed: %s", member.name, _why(exc))
                 rows.append(WorkspaceActivity(member.name, {}, workspace_url(member), _why(exc)))
                 continue
             report.extend(result.report.records)
@@ -258,8 +280,6 @@ class EstateApp:
         totals = {
             label: sum(row.totals.get(label, 0) for row in rows) for label in TOTAL_LABELS.values()
         }
-        from datetime import timedelta
-
         summary = EstateSummary(
             now - timedelta(hours=hours), now, totals, rows, dry_run=self.settings.dry_run
         )

@@ -1,19 +1,30 @@
-"""`mlgov sweep`: one sweep over every experiment in scope, as the timer runs it."""
+"""`mlgov sweep`: one sweep over every experiment in scope, as the timer runs it; over every
+workspace of the estate in-process (bounded parallelism), or one of them (`--workspace`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from shared.app.outcomes import Outcome
 from shared.cli.app import app_for
 from shared.cli.arguments import hours
-from shared.cli.cards import add_card_flag, emit_with_cards
+from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
 from shared.cli.common import Command, TerminalProgress, add_report_flags, settings_for
+from shared.errors import UsageError
+from shared.estate import Estate, NotInEstate
+from shared.settings import Settings
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     if args.catchup_hours is not None:
         settings = settings.model_copy(update={"catchup_hours": args.catchup_hours})
+    estate = Estate.from_settings(settings)
+    if estate.default is None and (len(estate) > 1 or estate.scope is not None):
+        return _over_estate(args, settings)
+    if args.workspace is not None:
+        _select(estate, args.workspace)  # one member: it must be the one named
     app = app_for(args, settings)
     progress = TerminalProgress.for_args(args)
     try:
@@ -21,6 +32,31 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.done()
     return emit_with_cards(outcome, args, app.channel)
+
+
+def _select(estate: Estate, wanted: str) -> None:
+    try:
+        estate.select(wanted)
+    except NotInEstate as exc:
+        raise UsageError(f"--workspace: {exc}") from None
+
+
+def _over_estate(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.estate_host import build_estate
+
+    channel = channel_for(args, settings)
+    estate_app = build_estate(settings, channel=channel)
+    if args.workspace is not None:
+        try:
+            member = estate_app.members().select(args.workspace)
+        except NotInEstate as exc:
+            raise UsageError(f"--workspace: {exc}") from None
+        return emit_with_cards(estate_app.sweep_member(member), args, estate_app.channel)
+    swept = estate_app.sweep()
+    for failed in swept.failed:
+        print(f"workspace {failed.member.name}: not swept: {failed.error}", file=sys.stderr)
+    code = emit_with_cards(Outcome(report=swept.report), args, estate_app.channel)
+    return max(code, swept.exit_code)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +67,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=hours,
         metavar="N",
         help="check runs that finished in the last N hours (default: GOVERNANCE_CATCHUP_HOURS)",
+    )
+    parser.add_argument(
+        "--workspace",
+        metavar="NAME|ARM_ID",
+        help="sweep this workspace of the estate only (default: every workspace)",
     )
 
 

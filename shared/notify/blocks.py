@@ -33,6 +33,7 @@ _SINGULAR = {
     "notices": "notice",
     "promotions": "promotion",
     "actions": "action",
+    "workspaces": "workspace",
     "owners": "owner",
     "failed actions": "failed action",
 }

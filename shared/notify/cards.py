@@ -37,12 +37,14 @@ from shared.notify.blocks import (
 from shared.notify.notices import (
     CleanupNotice,
     DeletedRun,
+    EstateSummary,
     ExperimentActivity,
     FailedAction,
     FailureNotice,
     PromotionNotice,
     Summary,
     Violation,
+    WorkspaceActivity,
 )
 from shared.notify.sizing import DEFAULT_LIMIT_BYTES, fit, size_of
 
@@ -50,16 +52,19 @@ __all__ = [
     "DEFAULT_LIMIT_BYTES",
     "CleanupNotice",
     "DeletedRun",
+    "EstateSummary",
     "ExperimentActivity",
     "FailedAction",
     "FailureNotice",
     "PromotionNotice",
     "Summary",
     "Violation",
+    "WorkspaceActivity",
     "batch_card",
     "cleanup_card",
     "encode_envelope",
     "envelope",
+    "estate_summary_card",
     "failure_card",
     "fit",
     "promotion_card",
@@ -222,6 +227,35 @@ def summary_card(summary: Summary) -> Card:
         ]
         body.append(item_list("actions", "failed", rows))
     return card(body)
+
+
+def estate_summary_card(summary: EstateSummary) -> Card:
+    """The estate's totals first, then one row per workspace (its link, its non-zero counts,
+    or why it has none); the size guard shortens the rows, never the totals."""
+    s = summary
+    body = _head("MLflow governance summary", s.dry_run)
+    hours = (s.window_end - s.window_start).total_seconds() / 3600
+    count = len(s.workspaces)
+    noun = "workspace" if count == 1 else "workspaces"
+    body.append(text(f"{count} {noun} · last {hours:g} h", subtle=True))
+    span = f"{day_time(s.window_start)} → {day_time(s.window_end)} UTC"
+    body.append(text(span, subtle=True, spacing="None"))
+    body.append(facts((md(k), str(v)) for k, v in s.totals.items()))
+    if s.workspaces:
+        body.append(heading("Workspaces"))
+        rows = [_workspace_row(w) for w in s.workspaces]
+        body.append(item_list("workspaces", "estate", rows))
+    return card(body)
+
+
+def _workspace_row(w: WorkspaceActivity) -> Element:
+    items = [text(f"**{link(w.name, w.url)}**")]
+    if w.error is not None:
+        items.append(text(f"not summarised: {md(w.error, 240)}", color="Attention", spacing="None"))
+    else:
+        counts = [f"{v} {k.lower()}".replace(" ", "\u00a0") for k, v in w.totals.items() if v]
+        items.append(text(" · ".join(counts) or "no activity", spacing="None", subtle=True))
+    return container(items, spacing="Small")
 
 
 def _experiment_row(e: ExperimentActivity, metric: str | None) -> Element:

@@ -130,3 +130,26 @@ class Summary:
     metric: str | None = None
     source: str | None = None  # a label for the tracking server, never a URI with credentials
     dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceActivity:
+    """One workspace's row of the estate summary: its totals (the labels of `Summary.totals`),
+    a link to it, or why it could not be summarised (`error`; its totals are then empty)."""
+
+    name: str
+    totals: Mapping[str, int]
+    url: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EstateSummary:
+    """The digest of every governed workspace: `totals` (the rows added up) first, then a row
+    per workspace, in the estate's order."""
+
+    window_start: datetime
+    window_end: datetime
+    totals: Mapping[str, int]
+    workspaces: Sequence[WorkspaceActivity] = ()
+    dry_run: bool = False

@@ -273,10 +273,27 @@ class Settings(BaseModel):
         """The estate member these settings were narrowed to (`for_workspace`), if any."""
         return self._governed
 
-    def for_workspace(self, workspace: w.Workspace | None) -> Settings:
-        """The same settings, governing `workspace`: `policy_for` applies that workspace's
-        overrides of the policy file unless told another (None: the default member)."""
-        narrowed = self.model_copy()
+    def for_workspace(
+        self, workspace: w.Workspace | None, tracking_uri: str | None = None
+    ) -> Settings:
+        """The settings of one estate member, as if the deployment governed it alone: the
+        workspace named by its ARM id (no list, no scope), its tracking URI (None: resolved
+        from the workspace), and `policy_for` applying that workspace's policy-file entries
+        unless told another. None (the default member) changes nothing but that."""
+        if workspace is None:
+            narrowed = self.model_copy()
+        else:
+            narrowed = self.model_copy(
+                update={
+                    "tracking_uri": tracking_uri or None,
+                    "azure_ml_workspace_id": workspace.arm_id,
+                    "azure_subscription_id": None,
+                    "azure_ml_workspace_resource_group": None,
+                    "azure_ml_workspace_name": None,
+                    "workspaces": (),
+                    "workspace_scope": None,
+                }
+            )
         narrowed._governed = workspace
         return narrowed
 

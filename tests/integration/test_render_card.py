@@ -14,11 +14,14 @@ import pytest
 from shared.notify.cards import (
     CleanupNotice,
     DeletedRun,
+    EstateSummary,
     FailureNotice,
     Violation,
+    WorkspaceActivity,
     batch_card,
     cleanup_card,
     envelope,
+    estate_summary_card,
     failure_card,
     promotion_card,
     summary_card,
@@ -82,11 +85,31 @@ def test_every_card_kind_renders_without_renderer_errors(tmp_path: Path) -> None
             violations_card([Violation("churn", "r2", "rf", "bob", ("owner",), url)], dry_run=True),
             cleanup_card(CleanupNotice(runs, False, 25, 100)),
             cleanup_card(CleanupNotice([], True, 412, 100)),
+            estate_summary_card(ESTATE),
         ]
     )
     done = render(card, tmp_path, "batch")
     assert done.returncode == 0, done.stderr
     assert_png(tmp_path / "batch.png")
+
+
+# The estate's digest: totals first, a row per workspace (one not summarised), links to each.
+ESTATE = EstateSummary(
+    SUMMARY.window_start,
+    SUMMARY.window_end,
+    {k: 3 * v for k, v in SUMMARY.totals.items()},
+    [
+        WorkspaceActivity(f"mlw-{n}", dict(SUMMARY.totals), f"https://ml.azure.com/home?wsid=/{n}")
+        for n in ("dev", "test")
+    ]
+    + [WorkspaceActivity("mlw-prod [eu]", {}, None, "TrackingUnavailable: connection refused")],
+)
+
+
+def test_the_estate_summary_renders_without_renderer_errors(tmp_path: Path) -> None:
+    done = render(envelope(estate_summary_card(ESTATE)), tmp_path, "estate")
+    assert done.returncode == 0, done.stderr
+    assert_png(tmp_path / "estate.png")
 
 
 def test_renderer_errors_fail_the_script(tmp_path: Path) -> None:

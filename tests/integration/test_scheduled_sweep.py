@@ -21,6 +21,7 @@ from shared import tags as T
 from shared.bootstrap import App, build_app, use_app
 from shared.cli import main
 from shared.notify.sinks import Channel, MemoryCardSink
+from tests.estate_support import Collected
 from tests.receiver import card_text
 from tests.support import make_run, settings
 
@@ -53,7 +54,7 @@ def run_timer(app: App, caplog, *, past_due: bool = False) -> list[str]:
 
     caplog.clear()
     with use_app(app), caplog.at_level(logging.INFO, logger="functions.scheduled_sweep"):
-        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=past_due))
+        scheduled_sweep.build().get_user_function()(TimerRequest(past_due=past_due), Collected())
     return [r.getMessage() for r in caplog.records if r.name == "functions.scheduled_sweep"]
 
 
@@ -126,7 +127,7 @@ def test_the_timer_builds_its_app_from_the_environment_on_first_use(
     old = make_run(client, experiment[0], status="FAILED", ended_hours_ago=100)
     app_env.setenv("GOVERNANCE_CLEANUP_STATUSES", "FAILED")
 
-    scheduled_sweep.build().get_user_function()(TimerRequest(past_due=False))
+    scheduled_sweep.build().get_user_function()(TimerRequest(past_due=False), Collected())
 
     assert deleted(client, old)
     assert host_app().settings.experiments == (experiment[1],)
@@ -156,13 +157,13 @@ def test_function_app_indexes_the_timer_on_the_schedule_setting():
     functions = json.loads(out.splitlines()[-1])
     timers = {"scheduled_sweep": "SWEEP", "scheduled_summary": "SUMMARY"}
     for name, setting in timers.items():
-        (binding,) = functions[name]["bindings"]
-        assert binding["type"] == "timerTrigger"
+        bindings = functions[name]["bindings"]
+        (binding,) = [b for b in bindings if b["type"] == "timerTrigger"]
         assert binding["schedule"] == f"%GOVERNANCE_{setting}_SCHEDULE%"
         assert binding["useMonitor"] is True
         assert binding["runOnStartup"] is False
-        # The host passes the timer by the binding's name: it must be the parameter's name.
-        assert functions[name]["params"] == [binding["name"]]
+        # The host passes each binding by its name: the parameters are exactly those names.
+        assert sorted(functions[name]["params"]) == sorted(b["name"] for b in bindings)
 
 
 def test_cli_sweep_json_then_restore(env, client, experiment, capsys):
