@@ -53,7 +53,18 @@ class RunNotFound(TrackingError):
 
 
 class TrackingUnavailable(GovernanceError):
-    """The tracking server is unreachable or answered 5xx: transient, retry the invocation."""
+    """The tracking server is unreachable or answered 5xx: transient, retry the invocation.
+
+    It carries what was done before it, so that nothing done goes unreported: `applied` is
+    set by a handler that completed its change before the failure (its `Result`), `partial`
+    by the use case it interrupted (the `Report` so far, with every change applied). Typed
+    `object` here, below every other module; `shared.engine.report.partial_of` reads it.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.applied: object | None = None
+        self.partial: object | None = None
 
 
 class CapabilityUnsupported(TrackingError):

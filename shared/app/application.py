@@ -16,9 +16,9 @@ from shared.app import decision_events
 from shared.app.azure import AzureServices, workspace_of
 from shared.app.outcomes import EventsOutcome, Outcome, RestoreOutcome, SummaryOutcome
 from shared.budget import Budget, deadline, default_budget
-from shared.engine.report import Report, log_decisions
+from shared.engine.report import Report, log_decisions, partial_of
 from shared.engine.results import RestoreUnsupported
-from shared.errors import InvalidEvent, TrackingError
+from shared.errors import InvalidEvent, TrackingError, TrackingUnavailable
 from shared.events import IgnoredEvent, RunEvent, parse_event, parse_events
 from shared.notify.cards import summary_card
 from shared.notify.sinks import Channel
@@ -76,7 +76,11 @@ class App:
         # Event Grid's budget per event (a CLI batch of n events gets n of them).
         seconds = self.budget.event_s * max(1, len(events))
         with deadline("event invocation", seconds, self.budget):
-            report = handle_events(events, self.gateway, self.settings, self.clock())
+            try:
+                report = handle_events(events, self.gateway, self.settings, self.clock())
+            except TrackingUnavailable as exc:
+                self._interrupted(exc, log)
+                raise
             if rejected:
                 report.extra["rejected_events"] = [
                     {"event_id": exc.event_id, "problem": exc.problem} for exc in rejected
@@ -97,7 +101,13 @@ class App:
         """Cleanup, then catch-up over every experiment in scope; one card for all of it."""
         self._warn()
         with deadline("sweep", self.budget.sweep_s, self.budget):
-            report = sweep_experiments(self.gateway, self.settings, self.clock(), progress=progress)
+            try:
+                report = sweep_experiments(
+                    self.gateway, self.settings, self.clock(), progress=progress
+                )
+            except TrackingUnavailable as exc:
+                self._interrupted(exc, log, cap=self.settings.cleanup_max_runs)
+                raise
             delivery = self._deliver(report, log, cap=self.settings.cleanup_max_runs)
         return Outcome(report=report, delivery=delivery)
 
@@ -134,6 +144,28 @@ class App:
         if azure is None or ref is None:
             return None
         return Fallback("azure-ai-ml jobs.restore", lambda run_id: azure.restore_job(ref, run_id))
+
+    def _interrupted(
+        self, exc: TrackingUnavailable, log: logging.Logger | None, *, cap: int = 0
+    ) -> None:
+        """The server went away halfway: what was done before is still logged, announced
+        (and its runs marked, where the server lets us) before the invocation fails.
+
+        The report stays on `exc` (`partial_of`) with the error under `interrupted`; the
+        caller re-raises, so the host retries and the CLI exits 1.
+        """
+        report = partial_of(exc)
+        if report is None:
+            return
+        report.extra["interrupted"] = redact(str(exc))
+        if not report.records:
+            return
+        try:
+            self._deliver(report, log, cap=cap)
+        except Exception:  # noqa: BLE001 (the server's failure is the one to raise)
+            _log.exception(
+                "delivering the %s card of an interrupted invocation failed", report.command
+            )
 
     def _deliver(
         self, report: Report, log: logging.Logger | None, *, cap: int = 0

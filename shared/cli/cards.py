@@ -11,9 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from shared.app.outcomes import Outcome
+from shared.app.outcomes import EXIT_FAILED, Outcome
 from shared.bootstrap import teams_channel
 from shared.cli.common import emit
+from shared.engine.report import partial_of
+from shared.errors import TrackingUnavailable
 from shared.notify.sinks import Channel, MemoryCardSink
 from shared.notify.teams import FileCardSink
 from shared.settings import Settings
@@ -75,3 +77,13 @@ def emit_with_cards(outcome: Outcome, args: argparse.Namespace, channel: Channel
             file=sys.stderr,
         )
     return outcome.exit_code
+
+
+def emit_interrupted(exc: TrackingUnavailable, args: argparse.Namespace, channel: Channel) -> int:
+    """The server went away halfway: print what was done before (the partial report, its
+    card) when anything was, then the error on stderr; exit 1."""
+    report = partial_of(exc)
+    if report is not None and report.records:
+        emit_with_cards(Outcome(report=report), args, channel)
+    print(f"mlgov: {exc}", file=sys.stderr)
+    return EXIT_FAILED

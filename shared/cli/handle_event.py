@@ -12,9 +12,9 @@ from pathlib import Path
 
 from shared.bounded import MAX_JSON_BYTES, BoundedInputError, read_text
 from shared.cli.app import app_for
-from shared.cli.cards import add_card_flag, emit_with_cards
+from shared.cli.cards import add_card_flag, emit_interrupted, emit_with_cards
 from shared.cli.common import Command, add_report_flags, settings_for
-from shared.errors import InvalidEvent
+from shared.errors import InvalidEvent, TrackingUnavailable
 
 
 def _read(source: str) -> str | bytes:
@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     text = _read(args.file)
     app = app_for(args, settings)
-    outcome = app.handle_events(text)
+    try:
+        outcome = app.handle_events(text)
+    except TrackingUnavailable as unavailable:
+        return emit_interrupted(unavailable, args, app.channel)
     code = emit_with_cards(outcome, args, app.channel)
     for exc in outcome.rejected:
         print(f"mlgov: invalid input: {exc}", file=sys.stderr)

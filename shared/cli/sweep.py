@@ -9,9 +9,9 @@ import sys
 from shared.app.outcomes import Outcome
 from shared.cli.app import app_for
 from shared.cli.arguments import hours
-from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
+from shared.cli.cards import add_card_flag, channel_for, emit_interrupted, emit_with_cards
 from shared.cli.common import Command, TerminalProgress, add_report_flags, settings_for
-from shared.errors import UsageError
+from shared.errors import TrackingUnavailable, UsageError
 from shared.estate import Estate, NotInEstate
 from shared.settings import Settings
 
@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     progress = TerminalProgress.for_args(args)
     try:
         outcome = app.sweep(progress=progress)
+    except TrackingUnavailable as exc:
+        progress.done()
+        return emit_interrupted(exc, args, app.channel)
     finally:
         progress.done()
     return emit_with_cards(outcome, args, app.channel)

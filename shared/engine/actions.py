@@ -216,6 +216,21 @@ class RestoreRun(Action):
         return {"deleted_at": self.deleted_at} | _tag_details(self.set_tags, self.clear_tags)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetVersionTags(Action):
+    """Set tags on a registered model version (the mark that its promotion was announced)."""
+
+    model_name: str
+    version: str
+    set_tags: Mapping[str, str]
+    KIND: ClassVar[str] = "set-version-tags"
+
+    def json_details(self) -> dict[str, str]:
+        return {"model_name": self.model_name, "version": self.version} | _tag_details(
+            self.set_tags
+        )
+
+
 # Whether this promotion still beats `current`, the version the alias points at now.
 Outranks = Callable[[TrackingReader, ModelVersion], bool]
 

@@ -8,19 +8,27 @@ server is down) propagates, so a Function invocation fails and the platform retr
 Each action is applied on its own (no state carried from one to the next), so `apply_all`
 applies independent actions on a small pool (`GOVERNANCE_CONCURRENCY` workers) and returns
 their records in the order given. A throttled server (429) pauses every worker (`throttle`).
+
+Every record of a change applied (or planned) is also kept in `journal`, so that when the
+server goes away halfway, the use case can still report everything done before
+(`shared.engine.report.carry`), including the work of pool workers whose batch was cut short.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
 from typing import TypeVar
 
 from shared.engine.actions import Action, Skip, Unable
 from shared.engine.handlers.table import HANDLERS, Handler
+from shared.engine.invocation import Invocation, running
 from shared.engine.report import Record
+from shared.engine.results import Result
 from shared.engine.throttle import Throttle, throttled
 from shared.errors import GovernanceError, TrackingUnavailable
 from shared.tracking.gateway import TrackingGateway
@@ -40,8 +48,13 @@ class Executor:
         handlers: Mapping[type[Action], Handler] = HANDLERS,
         concurrency: int = 1,
         throttle: Throttle | None = None,
+        now: datetime | None = None,
     ) -> None:
         self.gateway = gateway
+        # Who applies: the id a registered version carries, and when this invocation ends.
+        self.invocation = Invocation.begin(now)
+        self.journal: list[Record] = []
+        self._journal_lock = threading.Lock()
         self.dry_run = dry_run
         self.concurrency = max(1, concurrency)
         # Without a throttle given, a 429 is not retried here: an event must answer in time.
@@ -81,13 +94,20 @@ class Executor:
         if isinstance(action, Unable):
             return Record(action, "failed", action.reason)
         if self.dry_run:
-            return Record(action, "planned", action.reason)
+            return self._keep(Record(action, "planned", action.reason))
         fn = self._handlers.get(type(action))
         if fn is None:
             raise TypeError(f"no handler for {type(action).__name__} in the handler table")
         try:
-            result = self._throttled(lambda: fn(self.gateway, action))
-        except TrackingUnavailable:
+            with running(self.invocation):
+                result = self._throttled(lambda: fn(self.gateway, action))
+        except TrackingUnavailable as exc:
+            # The handler may have completed its change before the server went away (the
+            # alias moved, then tagging the run failed): that change is reported all the same.
+            if isinstance(exc.applied, Result):
+                done = exc.applied
+                self._keep(Record(action, done.outcome, done.reason or action.reason, done))
+                exc.applied = None
             raise
         except GovernanceError as exc:
             log.warning(
@@ -99,7 +119,13 @@ class Executor:
                 "%s %s on run %s crashed", action.policy, action.kind, action.target.run_id
             )
             return Record(action, "failed", f"{action.reason}; failed: {type(exc).__name__}: {exc}")
-        return Record(action, result.outcome, result.reason or action.reason, result)
+        return self._keep(Record(action, result.outcome, result.reason or action.reason, result))
+
+    def _keep(self, record: Record) -> Record:
+        if record.done:
+            with self._journal_lock:
+                self.journal.append(record)
+        return record
 
     def _throttled(self, fn: Callable[[], _R]) -> _R:
         """`fn()`, tried again after a shared pause while the server answers 429 (the

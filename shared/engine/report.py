@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.engine.actions import Action, Skip
 from shared.engine.results import OUTCOMES, Outcome, Result
+from shared.errors import TrackingUnavailable
 
-__all__ = ["OUTCOMES", "Outcome", "Record", "Report", "log_decisions"]
+__all__ = ["OUTCOMES", "Outcome", "Record", "Report", "carry", "log_decisions", "partial_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +205,23 @@ def log_decisions(report: Report, logger: logging.Logger) -> None:
             record.experiment,
             record.reason,
         )
+
+
+def carry(exc: TrackingUnavailable, report: Report, journal: Sequence[Record]) -> list[Record]:
+    """Make `exc` carry `report`, completed with every change of `journal` (the executor's)
+    that the report does not hold yet; returns the records added, in the journal's order.
+
+    The use case calls it when the server went away halfway: what was done before is then
+    logged, announced and printed by the App like any report (`partial_of`).
+    """
+    held = {id(record) for record in report.records}
+    added = [record for record in journal if id(record) not in held]
+    report.extend(added)
+    exc.partial = report
+    return added
+
+
+def partial_of(exc: BaseException) -> Report | None:
+    """The report an interrupted use case left on `exc` (None when it left none)."""
+    partial = getattr(exc, "partial", None)
+    return partial if isinstance(partial, Report) else None

@@ -3,7 +3,9 @@
 The outcome of delivery goes to `report.notifications` (the channel label is masked); it never
 changes a governance record. Once a card is delivered, each run whose failure notice it
 carried is tagged `governance.failure_notified_at` (`mark_notified`), so a replayed event does
-not alert twice while a failed delivery leaves the run unmarked for the next attempt.
+not alert twice while a failed delivery leaves the run unmarked for the next attempt. Each
+promoted version the card announced is tagged `governance.announced_at` (`mark_announced`):
+an invocation that later converges on that version does not announce it again.
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from shared import tags as T
-from shared.engine.actions import RunFailedNotice, SetRunTags, Unable
+from shared.engine.actions import (
+    RegisterModelVersion,
+    RunFailedNotice,
+    SetRunTags,
+    SetVersionTags,
+    Unable,
+)
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report
-from shared.errors import TrackingUnavailable
+from shared.engine.results import Registered
+from shared.errors import GovernanceError, TrackingUnavailable
 from shared.model import Run
 from shared.notify.blocks import Card
 from shared.notify.from_report import RunLink, one_card, report_cards
@@ -159,4 +168,48 @@ def notify(
         return failed
     delivery = deliver(report, cards, channel)
     mark_notified(report, gateway, delivery, clock=clock)
+    mark_announced(report, gateway, delivery, clock=clock)
     return delivery
+
+
+def mark_announced(
+    report: Report,
+    gateway: TrackingGateway,
+    delivery: Delivery | None,
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+) -> None:
+    """Tag each version whose promotion the delivered card announced `governance.announced_at`.
+
+    A bookkeeping mark, logged rather than reported (the promotion's record says what was
+    done). Unmarked (the server went away, the card failed), an invocation that takes the
+    version over later announces it once more: better than never. Never raises.
+    """
+    if delivery is None or not delivery.ok or report.dry_run:
+        return
+    executor = Executor(gateway, dry_run=False)
+    announced_at = clock().isoformat()
+    for record in report.records:
+        action, result = record.decision, record.result
+        if not (
+            record.outcome == "applied"
+            and isinstance(action, RegisterModelVersion)
+            and isinstance(result, Registered)
+        ):
+            continue
+        mark = SetVersionTags(
+            policy=action.policy,
+            target=action.target,
+            reason="promotion announced",
+            model_name=action.model_name,
+            version=result.version,
+            set_tags={T.ANNOUNCED_AT: announced_at},
+        )
+        try:
+            done = executor.apply_one(mark)
+        except (GovernanceError, TrackingUnavailable) as exc:
+            done = Record(mark, "failed", str(exc))
+        if done.outcome == "failed":
+            log.warning(
+                "%s v%s not marked announced: %s", action.model_name, result.version, done.reason
+            )

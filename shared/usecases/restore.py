@@ -130,7 +130,11 @@ def restore(
                         reason=f"deleted by mlgov at {run.tags[T.DELETED_AT]}",
                         deleted_at=run.tags[T.DELETED_AT],
                         set_tags={T.RESTORED_AT: now.astimezone(UTC).isoformat(timespec="seconds")},
-                        clear_tags=(T.DELETED_REASON, T.DELETED_AT),
+                        clear_tags=(
+                            T.DELETED_REASON,
+                            T.DELETED_AT,
+                            *(k for k in run.tags if k.startswith(T.DELETION_CLAIM)),
+                        ),
                     )
                 )
             for action in actions:

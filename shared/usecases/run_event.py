@@ -12,6 +12,10 @@ A failed run's notice is decided by `shared.policies.alert_failed_runs` (shared 
 sweep's catch-up). It does not mark the run: `shared.usecases.notifications` tags it with
 `governance.failure_notified_at` only once the card carrying the notice was delivered, so a
 failed delivery is tried again by a redelivered event instead of being lost.
+
+When the server goes away halfway through a batch, `TrackingUnavailable` carries the report of
+what was done before it (`shared.engine.report.carry`), so a promotion already made is still
+announced by this invocation.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from datetime import datetime
 
 from shared.engine.actions import EventRef, Skip, Target, Unable
 from shared.engine.executor import Executor
-from shared.engine.report import Record, Report
-from shared.errors import RunNotFound, TrackingError
+from shared.engine.report import Record, Report, carry
+from shared.errors import RunNotFound, TrackingError, TrackingUnavailable
 from shared.events import IgnoredEvent, RunEvent
 from shared.model import Experiment, Run
 from shared.policies import alert_failed_runs as alert
@@ -158,10 +162,16 @@ def handle_events(
 ) -> Report:
     """Handle events in order, into one report (the CLI passes a whole file)."""
     report = Report(command="handle-event", dry_run=settings.dry_run)
-    executor = Executor(gateway, dry_run=settings.dry_run)
+    executor = Executor(gateway, dry_run=settings.dry_run, now=now)
     announced: set[str] = set()
-    for event in events:
-        report.extend(handle_event(event, gateway, settings, executor, now, announced=announced))
+    try:
+        for event in events:
+            report.extend(
+                handle_event(event, gateway, settings, executor, now, announced=announced)
+            )
+    except TrackingUnavailable as exc:
+        carry(exc, report, executor.journal)
+        raise
     return report
 
 

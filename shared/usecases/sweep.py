@@ -6,6 +6,8 @@ streamed page by page, so memory does not grow with the number of runs. One
 experiment that fails (refused, or a 5xx on one of its pages) is reported and the others go
 on; a server that is down raises `TrackingUnavailable` so the invocation fails: when the
 experiments cannot be listed, or when every experiment in scope met `TrackingUnavailable`.
+The error then carries the report of what was done before (`shared.engine.report.carry`):
+every deletion, tag and promotion applied.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime, timedelta
 
 from shared.engine.actions import Action, RegisterModelVersion
 from shared.engine.executor import Executor
-from shared.engine.report import Record, Report
+from shared.engine.report import Record, Report, carry
 from shared.engine.throttle import Throttle
 from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment, Run
@@ -167,7 +169,29 @@ def sweep(
         dry_run=settings.dry_run,
         concurrency=settings.concurrency,
         throttle=throttle or Throttle(),
+        now=now,
     )
+    tally = SweepTally()
+    try:
+        _sweep(gateway, settings, now, executor, report, tally, progress)
+    except TrackingUnavailable as exc:
+        # Whatever was applied before the server went away is reported, logged and announced.
+        for record in carry(exc, report, executor.journal):
+            tally.count_carried(record)
+        report.extra["experiments"] = tally.rows()
+        raise
+    return report
+
+
+def _sweep(
+    gateway: TrackingGateway,
+    settings: Settings,
+    now: datetime,
+    executor: Executor,
+    report: Report,
+    tally: SweepTally,
+    progress: Progress | None,
+) -> None:
     # Promotions wait for the whole catch-up: a hyperparameter search that finished many
     # trials gets one new version (its best), not one per trial that beat the champion.
     held: list[Action] = []
@@ -176,7 +200,6 @@ def sweep(
     # A failure here is not one experiment's: it propagates and fails the invocation.
     experiments = list(experiments_in_scope(gateway, settings))
     outage = Outage()
-    tally = SweepTally()
     for experiment in experiments:
         tally.include(experiment.name)  # every experiment in scope gets a row, even an idle one
     # Cleanup first: its candidates are counted across every experiment before any deletion.
@@ -199,4 +222,3 @@ def sweep(
         report.add(record)
         tally.count(record)
     report.extra["experiments"] = tally.rows()
-    return report

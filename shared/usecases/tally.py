@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from shared.engine.actions import RegisterModelVersion, SetRunTags
+from shared.engine.actions import DeleteRun, RegisterModelVersion, SetRunTags
 from shared.engine.report import Record
 
 # The sweep's progress callback: (experiment name, runs examined so far).
@@ -64,6 +64,15 @@ class SweepTally:
         elif isinstance(record.decision, RegisterModelVersion):
             row.promoted_runs.add(record.run_id)
             row.counts.promoted = len(row.promoted_runs)
+
+    def count_carried(self, record: Record) -> None:
+        """Count a change the executor applied that the sweep, interrupted, never saw come
+        back (a deletion of a level cut short, a catch-up page in flight)."""
+        if isinstance(record.decision, DeleteRun):
+            if record.done:
+                self[record.experiment].deleted += 1
+            return
+        self.count(record)
 
     def progress(self, forward: Progress | None) -> Progress:
         """A catch-up progress callback that also records how many runs it examined."""

@@ -14,10 +14,11 @@ from shared.engine.actions import (
     RestoreRun,
     RunFailedNotice,
     SetRunTags,
+    SetVersionTags,
 )
 from shared.engine.handlers.cleanup import delete_run, restore_run
 from shared.engine.handlers.promotion import register_model_version
-from shared.engine.handlers.tags import notice, set_run_tags
+from shared.engine.handlers.tags import notice, set_run_tags, set_version_tags
 from shared.engine.results import Result
 from shared.tracking.gateway import TrackingGateway
 
@@ -34,6 +35,7 @@ def _entry(
 
 _ENTRIES = (
     _entry(SetRunTags, set_run_tags),
+    _entry(SetVersionTags, set_version_tags),
     _entry(RunFailedNotice, notice),
     _entry(GuardNotice, notice),
     _entry(DeleteRun, delete_run),
