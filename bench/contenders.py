@@ -26,6 +26,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV_BIN = Path(sys.executable).parent
 CONTENDERS = ("baseline", "floor", "mlgov")
+# Run filters the proxy refuses, as Azure ML may (`run.py --refuse-filters`): none by default.
+REFUSED_FILTERS: tuple[str, ...] = ()
 
 # Settings of the two scenarios (the seed is built for them: bench/seed.py).
 COMMON = {
@@ -81,6 +83,8 @@ def base_env(tracking_uri: str, scenario: str, concurrency: int | None) -> dict[
     )
     if concurrency is not None:
         env["GOVERNANCE_CONCURRENCY"] = str(concurrency)
+    if REFUSED_FILTERS:  # the baseline then filters in pandas, as its user would have to
+        env["BENCH_BASELINE_CLIENT_FILTERS"] = "1"
     return env
 
 
@@ -123,6 +127,8 @@ def counting_proxy(upstream: str, latency_ms: float, log: Path) -> Iterator[str]
         "--latency-ms",
         str(latency_ms),
     ]
+    for name in REFUSED_FILTERS:
+        command += ["--refuse-filter", name]
     with log.open("ab") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

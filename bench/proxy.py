@@ -6,6 +6,11 @@ and bytes per endpoint, the same way for every contender.
 One thread per connection (keep-alive kept), one upstream connection per thread, so
 concurrent requests are never serialised. Control endpoints, not counted:
 `GET /__proxy/stats`, `POST /__proxy/reset`, `POST /__proxy/latency?ms=N`.
+
+`--refuse-filter attributes.status --refuse-filter attributes.end_time` makes it a server
+that refuses those run filters, as Azure ML may: a `runs/search` whose filter names one is
+answered `400 INVALID_PARAMETER_VALUE` after the same latency, without reaching the server,
+and counted under its endpoint with " (refused)".
 """
 
 from __future__ import annotations
@@ -82,7 +87,24 @@ class Counters:
             }
 
 
-def make_handler(upstream: str, counters: Counters) -> type[BaseHTTPRequestHandler]:
+def refusal(path: str, body: bytes, refused: tuple[str, ...]) -> bytes | None:
+    """The error body for a `runs/search` whose filter names a refused field, else None."""
+    if not refused or not urlsplit(path).path.endswith("/runs/search"):
+        return None
+    try:
+        text = str(json.loads(body or b"{}").get("filter") or "")
+    except ValueError:
+        return None
+    named = [field for field in refused if field.lower() in text.lower()]
+    if not named:
+        return None
+    message = f"Invalid filter: {', '.join(named)} cannot be used in a filter on this server"
+    return json.dumps({"error_code": "INVALID_PARAMETER_VALUE", "message": message}).encode()
+
+
+def make_handler(
+    upstream: str, counters: Counters, refused: tuple[str, ...] = ()
+) -> type[BaseHTTPRequestHandler]:
     target = urlsplit(upstream)
     local = threading.local()
 
@@ -126,7 +148,8 @@ def make_handler(upstream: str, counters: Counters) -> type[BaseHTTPRequestHandl
                     time.sleep(counters.latency_s)  # one round trip to a distant workspace
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 headers["Host"] = target.netloc
-                for attempt in range(3):
+                refused_body = refusal(self.path, body, refused)
+                for attempt in range(0 if refused_body else 3):
                     try:
                         status, reason, answer_headers, data = self._upstream(headers, body)
                         break
@@ -140,9 +163,13 @@ def make_handler(upstream: str, counters: Counters) -> type[BaseHTTPRequestHandl
                             data = json.dumps(
                                 {"error_code": "BAD_GATEWAY", "message": repr(exc)}
                             ).encode()
+                if refused_body is not None:
+                    status, reason, data = 400, "Bad Request", refused_body
+                    answer_headers = [("Content-Type", "application/json")]
             finally:
                 counters.leave()
-            counters.add(endpoint(self.command, self.path), len(body), len(data))
+            key = endpoint(self.command, self.path) + (" (refused)" if refused_body else "")
+            counters.add(key, len(body), len(data))
             self.send_response(status, reason)
             for key, value in answer_headers:
                 if key.lower() not in HOP_BY_HOP:
@@ -170,10 +197,17 @@ def main() -> None:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument(
+        "--refuse-filter",
+        action="append",
+        default=[],
+        help="refuse a runs/search whose filter names this field (repeatable)",
+    )
     args = parser.parse_args()
     counters = Counters()
     counters.latency_s = args.latency_ms / 1000
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.upstream, counters))
+    handler = make_handler(args.upstream, counters, tuple(args.refuse_filter))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True
     server.request_queue_size = 128
     server.serve_forever()

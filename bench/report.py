@@ -155,6 +155,16 @@ def section(result: dict[str, Any]) -> str:
         f"{seed['failed_old']:,} failed past the grace period, {seed['in_window']:,} in the 24 h "
         f"window ({seed['missing_owner']} without `owner`, {seed['missing_project']} without "
         f"`project`), {seed['promotable']} above the promotion threshold with a model",
+        *(
+            [
+                "- The proxy refused run filters on "
+                + ", ".join(f"`{f}`" for f in result["refused_filters"])
+                + " with `INVALID_PARAMETER_VALUE` (a server like Azure ML may be); the "
+                "baseline filtered in pandas"
+            ]
+            if result.get("refused_filters")
+            else []
+        ),
         (
             f"- Times are medians of {result['reps']} runs unless marked."
             if result["reps"] > 1

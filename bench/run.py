@@ -92,9 +92,10 @@ def sweep_matrix(
     rows: list[dict[str, Any]] = []
     for scenario in args.scenarios:
         for latency in args.latencies:
-            runs: dict[str, list[C.Measured]] = {c: [] for c in C.CONTENDERS}
+            runs: dict[str, list[C.Measured]] = {c: [] for c in args.contenders}
             for rep in range(args.reps):
-                for contender in ("mlgov", "floor", "baseline"):  # the floor replays mlgov's report
+                # The floor replays mlgov's report, so mlgov goes first.
+                for contender in [c for c in ("mlgov", "floor", "baseline") if c in runs]:
                     done = runs[contender]
                     if done and done[0].seconds > SINGLE_RUN_OVER_S:
                         continue
@@ -258,6 +259,14 @@ def git_label(ref: str | None) -> str:
     return f"working tree at {described}" + (" with uncommitted changes" if dirty else "")
 
 
+def _contenders(text: str) -> list[str]:
+    chosen = [c for c in text.split(",") if c]
+    unknown = set(chosen) - set(C.CONTENDERS)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown contenders: {sorted(unknown)}")
+    return [c for c in C.CONTENDERS if c in chosen or c == "mlgov"]
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -282,6 +291,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--ref", default=None, help="measure mlgov as committed at this git ref")
     parser.add_argument(
+        "--contenders",
+        type=_contenders,
+        default=list(C.CONTENDERS),
+        help="which of baseline,floor,mlgov (mlgov always runs: the others are checked against it)",
+    )
+    parser.add_argument(
+        "--refuse-filters",
+        type=lambda t: tuple(x for x in t.split(",") if x),
+        default=(),
+        help="run filter fields the proxy refuses with INVALID_PARAMETER_VALUE, as Azure ML may "
+        "(e.g. attributes.status,attributes.end_time)",
+    )
+    parser.add_argument(
         "--no-events", action="store_true", help="skip the event path and cold start"
     )
     parser.add_argument(
@@ -294,6 +316,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse(argv)
+    C.REFUSED_FILTERS = args.refuse_filters
     command = " ".join([".venv/bin/python bench/run.py", *argv])
     started = datetime.now(UTC)
     with tree_at(args.ref) as tree, tempfile.TemporaryDirectory(prefix="mlgov-bench-") as tmp:
@@ -311,6 +334,7 @@ def main(argv: list[str]) -> None:
             "concurrency": concurrency,
             "concurrency_explicit": explicit,
             "reps": args.reps,
+            "refused_filters": list(args.refuse_filters),
         }
         log(f"bench: {context}")
         try:
@@ -321,6 +345,7 @@ def main(argv: list[str]) -> None:
                 log(f"seeded {size:,} runs in {seeded.seconds:.1f} s")
                 space = C.Workspace(backend, seed_uri, artifacts, work, args.workers, tree)
                 keep = work / f"keep{size}"
+                keep.mkdir(parents=True, exist_ok=True)  # the event path too, with no sweep row
                 rows = sweep_matrix(space, args, concurrency, explicit, keep)
                 result = {
                     **context,

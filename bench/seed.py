@@ -213,7 +213,10 @@ def seed(db_uri: str, artifacts: Path, n: int, *, now_ms: int | None = None) -> 
         flush(connection)
 
     # MLflow 3 logs a model as a LoggedModel linked to its run: created through the store,
-    # its MLmodel written where the server's artifact proxy will look for it.
+    # recorded among the run's outputs as `log_model` does (`client.log_outputs` in
+    # mlflow/models/model.py), its MLmodel written where the server's artifact proxy will
+    # look for it.
+    from mlflow.entities import LoggedModelOutput
     from mlflow.entities.logged_model_status import LoggedModelStatus
 
     for run_id, experiment_id in promotable_ids:
@@ -221,6 +224,7 @@ def seed(db_uri: str, artifacts: Path, n: int, *, now_ms: int | None = None) -> 
             experiment_id=str(experiment_id), name=ARTIFACT_PATH, source_run_id=run_id
         )
         store.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        store.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
         location = model.artifact_location.removeprefix("mlflow-artifacts:/")
         folder = artifacts / location
         folder.mkdir(parents=True, exist_ok=True)
