@@ -45,6 +45,12 @@ NOTIFY_BUDGET_S = 8.0
 SWEEP_DEADLINE_S = 480.0
 SUMMARY_DEADLINE_S = 240.0
 RESTORE_DEADLINE_S = 480.0
+# The sweep's shared throttle (`shared.engine.throttle`): a 429 pauses every worker for the
+# server's Retry-After, else a doubling backoff from 1 s, each pause at most 60 s and never past
+# the invocation's deadline; an action is tried 4 times in all.
+THROTTLE_ATTEMPTS = 4
+THROTTLE_BACKOFF_S = 1.0
+THROTTLE_MAX_PAUSE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from shared import budget
+
 # How MLflow words a throttled request: urllib3's exhausted retries, a 429 body it could not
 # parse, or the REST error code servers use for rate limits.
 _THROTTLED = re.compile(
@@ -55,9 +57,9 @@ class Throttle:
     def __init__(
         self,
         *,
-        attempts: int = 4,
-        backoff_s: float = 1.0,
-        max_pause_s: float = 60.0,
+        attempts: int = budget.THROTTLE_ATTEMPTS,
+        backoff_s: float = budget.THROTTLE_BACKOFF_S,
+        max_pause_s: float = budget.THROTTLE_MAX_PAUSE_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -87,6 +89,9 @@ class Throttle:
             asked = retry_after(exc)
             backoff = self._backoff * 2 ** (self._strikes - 1)
             pause = min(self._max_pause, asked if asked is not None else backoff)
+            scope = budget.current()
+            if scope is not None:  # never sleep past the invocation's deadline
+                pause = max(0.0, min(pause, scope.remaining()))
             until = self._clock() + pause
             if until > self._until:
                 self._until = until

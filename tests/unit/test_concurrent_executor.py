@@ -346,3 +346,18 @@ def test_without_run_policies_the_catch_up_reads_failed_runs_only_or_nothing() -
     assert [q.statuses for q in gateway.queries if q.parent_run_ids is None] == [
         frozenset({"FAILED"})
     ]
+
+
+def test_a_throttle_pause_never_runs_past_the_invocations_deadline():
+    from shared import budget
+    from shared.engine.throttle import Throttle
+    from shared.errors import TrackingUnavailable
+
+    throttle = Throttle(sleep=lambda _: None)
+    asked = TrackingUnavailable("throttled: HTTP 429 asked to retry after 30 s")
+    with budget.deadline("event invocation", 2.0, budget.default_budget()):
+        throttle.hit(asked)
+    assert 0 < throttle.pauses[-1] <= 2.0
+    throttle.ok()
+    throttle.hit(asked)  # no invocation deadline around it: the server's 30 s, under the cap
+    assert throttle.pauses[-1] == 30.0
