@@ -126,9 +126,20 @@ class App:
         """Undo this tool's deletions of the last `since_hours` (no card: the CLI reports it)."""
         self._warn()
         with deadline("restore", self.budget.restore_s, self.budget):
-            report = restore_runs(
-                self.gateway, self.settings, self.clock(), since_hours, fallback=self._fallback()
-            )
+            try:
+                report = restore_runs(
+                    self.gateway,
+                    self.settings,
+                    self.clock(),
+                    since_hours,
+                    fallback=self._fallback(),
+                )
+            except TrackingUnavailable as exc:
+                # No card for a restore: what it restored before is on `exc` for the CLI.
+                partial = partial_of(exc)
+                if partial is not None:
+                    partial.extra["interrupted"] = redact(str(exc))
+                raise
             decision_events.publish(report, self.settings, self.azure)
         return RestoreOutcome(report=report, unsupported=_unsupported(report))
 

@@ -11,13 +11,21 @@ import sys
 
 from shared.cli.app import app_for
 from shared.cli.arguments import hours
+from shared.cli.cards import emit_interrupted
 from shared.cli.common import Command, add_report_flags, emit
+from shared.errors import TrackingUnavailable
+from shared.notify.sinks import Channel, MemoryCardSink
 
 DEFAULT_SINCE_HOURS = 24.0
 
 
 def run(args: argparse.Namespace) -> int:
-    outcome = app_for(args).restore(args.since)
+    app = app_for(args)
+    try:
+        outcome = app.restore(args.since)
+    except TrackingUnavailable as exc:
+        # What was restored before the server went away is printed (a restore has no card).
+        return emit_interrupted(exc, args, Channel(MemoryCardSink(), "none"))
     emit(outcome.report, args)
     if outcome.unsupported:
         print(

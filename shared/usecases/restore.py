@@ -23,7 +23,7 @@ from shared.engine.actions import Action, RestoreRun, Target
 from shared.engine.executor import Executor
 from shared.engine.handlers.cleanup import restore_run
 from shared.engine.handlers.table import HANDLERS, Handler
-from shared.engine.report import Report
+from shared.engine.report import Report, carry
 from shared.engine.results import RestoreUnsupported, Result
 from shared.errors import RunNotFound, TrackingError, TrackingUnavailable
 from shared.model import Run
@@ -104,7 +104,7 @@ def restore(
     handlers = HANDLERS
     if fallback is not None:
         handlers = {**HANDLERS, RestoreRun: _with_fallback(fallback)}
-    executor = Executor(gateway, dry_run=settings.dry_run, handlers=handlers)
+    executor = Executor(gateway, dry_run=settings.dry_run, handlers=handlers, now=now)
     since = now - timedelta(hours=since_hours)
     unsupported: str | None = None
     # Listed up front: a failure here is not one experiment's, it fails the invocation.
@@ -151,8 +151,13 @@ def restore(
         if unsupported is not None:
             # The server cannot restore at all: trying every other run would say it again.
             break
-    # Every experiment met a 5xx or no answer: the server is down, not one experiment.
-    outage.raise_if_down(experiments)
+    # Every experiment met a 5xx or no answer: the server is down, not one experiment. What
+    # was restored before is carried by the error (nothing done goes unreported).
+    try:
+        outage.raise_if_down(experiments)
+    except TrackingUnavailable as exc:
+        carry(exc, report, executor.journal)
+        raise
     report.extra["restore"] = {
         "since": since.isoformat(timespec="seconds"),
         "since_hours": since_hours,

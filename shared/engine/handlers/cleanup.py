@@ -99,6 +99,11 @@ def _settle(gateway: TrackingGateway, run_id: str, me: Invocation, claim: str) -
             _withdraw(gateway, run_id, claim)
             return Result("skipped", CONCURRENT)
     _withdraw(gateway, run_id, claim)
+    run = gateway.get_run(run_id)
+    if not run.deleted and not claims(run, me):
+        # Nobody is deleting it now: no reasons left on a live run (the next sweep would take
+        # them for a restore by someone and spare the run for a grace period).
+        _untag(gateway, run_id, claim)
     return Result("skipped", f"{CONCURRENT}; it has not settled: left for the next sweep")
 
 
