@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck renderer pytest pytest-py312 infra-scan bench bench-estate cards clean
+.PHONY: demo test lint typecheck renderer pytest pytest-py312 infra-scan bench bench-profile bench-estate cards clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
+
+# One profiled `mlgov sweep` (pyinstrument; PROFILE_ARGS="--tool py-spy" for every thread),
+# into bench/raw/profile/ (bench/profile.py --help).
+bench-profile: $(BENCH_STAMP)
+	$(BIN)/python bench/profile.py $(PROFILE_ARGS)
 
 # The estate benchmark: ESTATE_WORKSPACES workspaces of ESTATE_RUNS runs each at 50 ms,
 # swept with the fan-out's parallelism and one after another (bench/estate_bench.py).

@@ -208,6 +208,9 @@ def mlflow_server(store_uri: str, artifacts: Path, log: Path, workers: int) -> I
 # Values that differ between contenders by nature (a timestamp, a sentence): compared by
 # presence only.
 PRESENCE_ONLY = {"governance.deleted_at", "governance.deleted_reason"}
+# A deletion claim (`governance.deletion_claim.<sweep id>`) names the sweep that wrote it and
+# its deadline: another id in every run, and the floor (no sweep) has none. Not compared.
+CLAIM_PREFIX = "governance.deletion_claim."
 
 
 def end_state(uri: str) -> dict[str, Any]:
@@ -222,6 +225,8 @@ def end_state(uri: str) -> dict[str, Any]:
         tags: dict[str, dict[str, str]] = {}
         rows = c.execute(q("SELECT run_uuid, key, value FROM tags WHERE key NOT LIKE 'mlflow.%'"))
         for run, key, value in rows:
+            if key.startswith(CLAIM_PREFIX):
+                continue
             tags.setdefault(run, {})[key] = "<set>" if key in PRESENCE_ONLY else value
         versions = sorted(
             (n, int(v), r or "")
