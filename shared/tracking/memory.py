@@ -18,8 +18,9 @@ from shared import tags as T
 from shared.errors import RunNotFound, TrackingError
 from shared.model import Experiment, ModelVersion, Run, normalise_status
 from shared.tracking.capabilities import Capabilities
+from shared.tracking.derived import ChildReads
 from shared.tracking.errors import cannot_restore
-from shared.tracking.filters import by_parent, child_runs, children_of, matches
+from shared.tracking.filters import matches
 from shared.tracking.gateway import Champion, ModelSource, RunQuery, TrackingGateway
 from shared.tracking.links import run_url
 
@@ -88,7 +89,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class InMemoryGateway:
+class InMemoryGateway(ChildReads):
     """`TrackingGateway` over dictionaries. Seed it with `create_experiment`, `add_run`,
     `log_model` and `log_logged_model`; reads return snapshots, so later writes never
     change a `Run` already handed out. Iterators walk a snapshot of the matching runs.
@@ -192,15 +193,6 @@ class InMemoryGateway:
         found.sort(key=lambda r: r.run_id)
         found.sort(key=lambda r: r.start_time or datetime.min.replace(tzinfo=UTC), reverse=True)
         yield from (r for r in found if matches(r, query))
-
-    def iter_child_runs(self, experiment_id: str, parent_run_id: str) -> Iterator[Run]:
-        return self.iter_runs(child_runs(experiment_id, parent_run_id))
-
-    def child_runs_of(
-        self, experiment_ids: Collection[str], parent_run_ids: Collection[str]
-    ) -> dict[str, list[Run]]:
-        query = children_of(experiment_ids, parent_run_ids)
-        return {} if query is None else by_parent(self.iter_runs(query))
 
     def set_run_tags(
         self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()

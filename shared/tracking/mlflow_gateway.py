@@ -13,7 +13,7 @@ from typing import Any
 from shared.http_deadline import install_into_mlflow
 from shared.model import Experiment, ModelVersion, Run
 from shared.tracking.capabilities import Capabilities
-from shared.tracking.filters import by_parent, child_runs, children_of
+from shared.tracking.derived import ChildReads
 from shared.tracking.gateway import Champion, ModelSource, RunQuery
 from shared.tracking.links import run_url
 from shared.tracking.registry import MlflowRegistry
@@ -26,7 +26,7 @@ __all__ = ["PAGE_SIZE", "MlflowGateway", "run_url"]
 PAGE_SIZE = 200
 
 
-class MlflowGateway:
+class MlflowGateway(ChildReads):
     """`TrackingGateway` over `MlflowClient` (built here only when no `client` is given).
 
     `page_size` is injectable so tests cross page boundaries without thousands of runs;
@@ -77,16 +77,6 @@ class MlflowGateway:
 
     def iter_runs(self, query: RunQuery) -> Iterator[Run]:
         return self._runs.iter_runs(query)
-
-    def iter_child_runs(self, experiment_id: str, parent_run_id: str) -> Iterator[Run]:
-        # Through `iter_runs`, so a gateway that narrows or wraps it wraps children too.
-        return self.iter_runs(child_runs(experiment_id, parent_run_id))
-
-    def child_runs_of(
-        self, experiment_ids: Collection[str], parent_run_ids: Collection[str]
-    ) -> dict[str, list[Run]]:
-        query = children_of(experiment_ids, parent_run_ids)
-        return {} if query is None else by_parent(self.iter_runs(query))
 
     def set_run_tags(
         self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()
