@@ -24,11 +24,6 @@ from tests.azure_support import (
     workspace_body,
 )
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::marshmallow.warnings.ChangedInMarshmallow4Warning",
-    "ignore::marshmallow.warnings.RemovedInMarshmallow4Warning",
-)
-
 REF = WorkspaceRef(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
 RUN_ID = "0f3c1a2b4d5e6f708192a3b4c5d6e7f8"
 EXPERIMENT = "churn-model"

@@ -48,11 +48,6 @@ from tests.azure_support import (
 from tests.event_samples import run_event
 from tests.support import NOW
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::marshmallow.warnings.ChangedInMarshmallow4Warning",
-    "ignore::marshmallow.warnings.RemovedInMarshmallow4Warning",
-)
-
 ROOT = Path(__file__).resolve().parents[2]
 RESOLVED = f"azureml://eastus2.api.azureml.ms/mlflow/v2.0{WORKSPACE_PATH}"
 COORDINATES = {

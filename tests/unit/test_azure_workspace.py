@@ -29,12 +29,6 @@ from tests.azure_support import (
     workspace_body,
 )
 
-# azure-ai-ml's schemas trip marshmallow 4 deprecation warnings on import; not ours to fix.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::marshmallow.warnings.ChangedInMarshmallow4Warning",
-    "ignore::marshmallow.warnings.RemovedInMarshmallow4Warning",
-)
-
 REF = WorkspaceRef(SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE)
 # The api-version azure-ai-ml 1.35 uses for workspace operations (ServiceClient102024PreviewTsp).
 API_VERSION = "2024-10-01-preview"

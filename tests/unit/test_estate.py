@@ -275,10 +275,6 @@ def test_a_failing_discovery_is_the_callers_to_handle():
         Estate.from_settings(load_settings(SCOPED), discover=broken)
 
 
-@pytest.mark.filterwarnings(
-    "ignore::marshmallow.warnings.ChangedInMarshmallow4Warning",
-    "ignore::marshmallow.warnings.RemovedInMarshmallow4Warning",
-)
 def test_azure_ai_mls_lister_fits_the_discovery(monkeypatch):
     """The composition root's adapter: `list_workspaces` through the SDK's own client, against
     a transport answering the documented Workspaces - List payload."""
