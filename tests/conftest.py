@@ -66,6 +66,16 @@ def _start_server(root: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root)
 
 
+def stop_server(process: subprocess.Popen[bytes], root: Path) -> None:
+    """Stop a server `_start_server` started, and drop its artifacts."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    shutil.rmtree(root / "artifacts", ignore_errors=True)
+
+
 def _wait_healthy(uri: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -102,12 +112,7 @@ def _server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow
         _wait_healthy(uri, process, root / "server.log")
         yield MlflowServer(uri=uri, root=root)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(root / "artifacts", ignore_errors=True)
+        stop_server(process, root)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from shared.estate import Member
 from shared.estate_host import use_estate
 from shared.notify.sinks import Channel, MemoryCardSink
 from shared.tracking.mlflow_gateway import MlflowGateway
-from tests.conftest import _start_server, _wait_healthy, free_port
+from tests.conftest import _start_server, _wait_healthy, free_port, stop_server
 from tests.estate_support import Collected
 from tests.event_samples import event_grid_event, on_run_event_function, run_event
 from tests.support import make_run, settings
@@ -69,12 +68,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         yield uris
     finally:
         for process, root in started:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            shutil.rmtree(root / "artifacts", ignore_errors=True)
+            stop_server(process, root)
 
 
 @pytest.fixture
