@@ -218,8 +218,8 @@ param governanceSummarySchedule string = '0 0 8 * * 1-5'
 @description('GOVERNANCE_POLICY_FILE: optional YAML of per-experiment overrides (path inside the deployed package).')
 param governancePolicyFile string = ''
 
-@description('GOVERNANCE_CONCURRENCY: at most this many tracking mutations in flight at once (per instance).')
-param governanceConcurrency string = '4'
+@description('GOVERNANCE_CONCURRENCY: at most this many tracking requests in flight at once, mutations and per-run checks (per instance; 8 from bench/RESULTS.md).')
+param governanceConcurrency string = '8'
 
 // ---------------------------------------------------------------------------------------------
 // Names and shared values

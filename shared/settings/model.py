@@ -154,9 +154,9 @@ class Settings(BaseModel):
     )
     concurrency: int = setting(
         "GOVERNANCE_CONCURRENCY",
-        "4",
+        "8",
         p.whole(1),
-        "at most this many tracking mutations in flight at once",
+        "at most this many tracking requests in flight at once (mutations and per-run checks)",
         group=AZURE,
     )
 

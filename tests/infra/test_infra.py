@@ -53,7 +53,7 @@ DOCUMENTED_DEFAULTS = {
     "GOVERNANCE_SWEEP_SCHEDULE": "0 */30 * * * *",
     "GOVERNANCE_SUMMARY_SCHEDULE": "0 0 8 * * 1-5",
     "GOVERNANCE_POLICY_FILE": "",
-    "GOVERNANCE_CONCURRENCY": "4",
+    "GOVERNANCE_CONCURRENCY": "8",
 }
 
 # Built-in role definition ids (identical in every tenant) and names, as Microsoft's table of

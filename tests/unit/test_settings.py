@@ -299,7 +299,7 @@ def test_the_azure_settings_are_typed_and_optional():
     assert settings.azure_client_id is None
     assert settings.workspace is None
     assert settings.events_topic_endpoint is None
-    assert settings.concurrency == 4
+    assert settings.concurrency == 8
     settings = load_settings(
         {
             "AZURE_CLIENT_ID": GUID.upper(),

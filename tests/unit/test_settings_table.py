@@ -84,7 +84,7 @@ def test_check_shows_every_setting_and_masks_secrets(check_module):
         assert "s3cret" not in shown
     assert described["teams_webhook_url"] == "(set, masked)"
     assert described["tracking_uri"] == "https://mlflow.example.invalid/"
-    assert described["concurrency"] == 4
+    assert described["concurrency"] == 8
     assert described["default_policy"]["cleanup_statuses"] == ["FAILED"]
     assert "Azure:" in text
 
