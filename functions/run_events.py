@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 @bp.event_grid_trigger(arg_name="event")
 def on_run_event(event: func.EventGridEvent) -> None:
     # The library passes a func.CloudEvent instead when the body has `specversion`.
-    from shared.bootstrap import host_app
-    from shared.estate_host import host_estate
+    from shared.bootstrap import host_app, host_estate
 
     payload = wire(event)
     estate = host_estate()

@@ -31,8 +31,7 @@ log = logging.getLogger(__name__)
 @bp.queue_output(arg_name="messages", queue_name=SWEEP_QUEUE, connection=CONNECTION)
 def scheduled_sweep(timer: func.TimerRequest, messages: func.Out[list[str]]) -> None:
     from shared.app.estate import sweep_message
-    from shared.bootstrap import host_app
-    from shared.estate_host import host_estate
+    from shared.bootstrap import host_app, host_estate
 
     if timer.past_due:
         log.warning("scheduled_sweep is past due: running now")

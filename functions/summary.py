@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
     use_monitor=True,
 )
 def scheduled_summary(timer: func.TimerRequest) -> None:
-    from shared.bootstrap import host_app
-    from shared.estate_host import host_estate
+    from shared.bootstrap import host_app, host_estate
 
     if timer.past_due:
         log.warning("scheduled_summary is past due: running now")

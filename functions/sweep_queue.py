@@ -37,7 +37,7 @@ def requested_workspace(message: func.QueueMessage) -> str | None:
 @bp.function_name("sweep_workspace")
 @bp.queue_trigger(arg_name="message", queue_name=SWEEP_QUEUE, connection=CONNECTION)
 def sweep_workspace(message: func.QueueMessage) -> None:
-    from shared.estate_host import host_estate
+    from shared.bootstrap import host_estate
 
     workspace = requested_workspace(message)
     if workspace is None:

@@ -252,3 +252,23 @@ def fault_proxy(
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@dataclass
+class AfterPassing:
+    """Pass requests until `n` requests `method path-suffix` went through; pick all after:
+    the server going away right after a chosen change was made."""
+
+    suffix: str
+    n: int = 1
+    method: str = "POST"
+    passed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, method: str, path: str, body: object) -> bool:
+        with self._lock:
+            if self.passed >= self.n:
+                return True
+            if method == self.method and path.split("?")[0].endswith(self.suffix):
+                self.passed += 1
+            return False

@@ -62,3 +62,28 @@ def make_run(
     if status != "RUNNING":
         client.set_terminated(run_id, status, end_time=ms(end) if end else None)
     return run_id
+
+
+class GoesAway:
+    """Mixed into an in-memory gateway (first base): deletes `left` runs, then the server is
+    gone for every deletion and read after (`TrackingUnavailable`)."""
+
+    left: int
+    down: bool = False
+
+    def delete_run(self, run_id: str) -> None:
+        from shared.errors import TrackingUnavailable
+
+        if self.left == 0:
+            self.down = True
+        if self.down:
+            raise TrackingUnavailable("tracking server unavailable during delete_run")
+        self.left -= 1
+        super().delete_run(run_id)  # type: ignore[misc]
+
+    def get_run(self, run_id: str) -> Any:
+        from shared.errors import TrackingUnavailable
+
+        if self.down:
+            raise TrackingUnavailable("tracking server unavailable during get_run")
+        return super().get_run(run_id)  # type: ignore[misc]

@@ -17,7 +17,7 @@ from shared.app.application import App, Clock, utcnow
 from shared.app.azure import AzureServices
 from shared.app.outcomes import EXIT_FAILED, EXIT_OK, EventsOutcome, Outcome
 from shared.budget import Budget, default_budget
-from shared.engine.report import Report
+from shared.engine.report import Report, partial_of
 from shared.estate import Discover, Estate, Member
 from shared.notify.cards import EstateSummary, WorkspaceActivity, estate_summary_card
 from shared.notify.sinks import Channel
@@ -50,11 +50,24 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class MemberSweep:
-    """One workspace's sweep: its outcome, or what stopped it (`error`, credentials removed)."""
+    """One workspace's sweep: its outcome, or what stopped it (`error`, credentials removed)
+    and, when its server went away halfway, what it had applied by then (`partial`: the
+    App's partial report, `shared.engine.report.partial_of`, already logged and announced)."""
 
     member: Member
     outcome: Outcome | None = None
     error: str | None = None
+    partial: Report | None = None
+
+    @property
+    def report(self) -> Report | None:
+        """What the sweep decided and did: the whole of it, or the part before it stopped."""
+        return self.outcome.report if self.outcome is not None else self.partial
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped halfway after changing something."""
+        return self.partial is not None and bool(self.partial.records)
 
     @property
     def exit_code(self) -> int:
@@ -248,8 +261,11 @@ class EstateApp:
             try:
                 return MemberSweep(member, outcome=self.sweep_member(member, log=log))
             except Exception as exc:  # noqa: BLE001 (one broken workspace must not stop the rest)
-                (log or _log).error("sweep of %s failed: %s", member.name, _why(exc))
-                return MemberSweep(member, error=_why(exc))
+                swept = MemberSweep(member, error=_why(exc), partial=partial_of(exc))
+                done = len(swept.partial.records) if swept.partial is not None else 0
+                how = f"interrupted after {done} decisions (reported)" if done else "failed"
+                (log or _log).error("sweep of %s %s: %s", member.name, how, swept.error)
+                return swept
 
         members = tuple(self.members())
         with ThreadPoolExecutor(max(1, min(self.parallelism, len(members)))) as pool:
@@ -301,14 +317,19 @@ def _merged(command: str, dry_run: bool, sweeps: tuple[MemberSweep, ...]) -> Rep
     rows: list[dict[str, object]] = []
     workspaces: list[dict[str, object]] = []
     for sweep in sweeps:
-        entry: dict[str, object] = {"name": sweep.member.name, "id": sweep.member.id}
-        if sweep.outcome is None:
-            entry.update(swept=False, error=sweep.error)
-        else:
-            member_report = sweep.outcome.report
+        entry: dict[str, object] = {
+            "name": sweep.member.name,
+            "id": sweep.member.id,
+            "swept": sweep.outcome is not None,
+            "error": sweep.error,
+            "interrupted": sweep.interrupted,
+        }
+        # An interrupted sweep's part is merged like a whole one: it did change runs.
+        member_report = sweep.report
+        if member_report is not None:
             report.extend(member_report.records)
             report.notifications.extend(member_report.notifications)
-            entry.update(swept=True, error=None, counts=member_report.counts())
+            entry["counts"] = member_report.counts()
             experiments = member_report.extra.get("experiments")
             if isinstance(experiments, list):
                 rows += [{"workspace": sweep.member.name, **row} for row in experiments]

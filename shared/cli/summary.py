@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 
 from shared.app.outcomes import Outcome
+from shared.bootstrap import build_estate, several_workspaces
 from shared.cli.app import app_for
 from shared.cli.arguments import hours
 from shared.cli.cards import add_card_flag, channel_for, emit_with_cards
 from shared.cli.common import Command, add_report_flags, settings_for
-from shared.estate import Estate
 from shared.notify.notices import EstateSummary, Summary
 
 
@@ -18,10 +18,7 @@ def run(args: argparse.Namespace) -> int:
     # The summary changes nothing, so its --dry-run can only mean: show the card, post nothing.
     hold = "--dry-run" if args.dry_run else None
     settings = settings_for(args)
-    estate = Estate.from_settings(settings)
-    if estate.default is None and (len(estate) > 1 or estate.scope is not None):
-        from shared.estate_host import build_estate
-
+    if several_workspaces(settings):
         estate_app = build_estate(settings, channel=channel_for(args, settings, hold=hold))
         many = estate_app.summary(window_hours=args.window_hours)
         outcome: Outcome = many

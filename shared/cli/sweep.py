@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from shared.app.outcomes import Outcome
+from shared.bootstrap import build_estate, several_workspaces
 from shared.cli.app import app_for
 from shared.cli.arguments import hours
 from shared.cli.cards import add_card_flag, channel_for, emit_interrupted, emit_with_cards
@@ -20,11 +21,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     if args.catchup_hours is not None:
         settings = settings.model_copy(update={"catchup_hours": args.catchup_hours})
-    estate = Estate.from_settings(settings)
-    if estate.default is None and (len(estate) > 1 or estate.scope is not None):
+    if several_workspaces(settings):
         return _over_estate(args, settings)
     if args.workspace is not None:
-        _select(estate, args.workspace)  # one member: it must be the one named
+        _select(Estate.from_settings(settings), args.workspace)  # it must be the one named
     app = app_for(args, settings)
     progress = TerminalProgress.for_args(args)
     try:
@@ -45,8 +45,6 @@ def _select(estate: Estate, wanted: str) -> None:
 
 
 def _over_estate(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.estate_host import build_estate
-
     channel = channel_for(args, settings)
     estate_app = build_estate(settings, channel=channel)
     if args.workspace is not None:
@@ -54,11 +52,20 @@ def _over_estate(args: argparse.Namespace, settings: Settings) -> int:
             member = estate_app.members().select(args.workspace)
         except NotInEstate as exc:
             raise UsageError(f"--workspace: {exc}") from None
-        return emit_with_cards(estate_app.sweep_member(member), args, estate_app.channel)
+        try:
+            outcome = estate_app.sweep_member(member)
+        except TrackingUnavailable as exc:
+            return emit_interrupted(exc, args, estate_app.channel)
+        return emit_with_cards(outcome, args, estate_app.channel)
     swept = estate_app.sweep()
-    for failed in swept.failed:
-        print(f"workspace {failed.member.name}: not swept: {failed.error}", file=sys.stderr)
     code = emit_with_cards(Outcome(report=swept.report), args, estate_app.channel)
+    # After the report, as the single sweep's interruption: its last line stays the totals.
+    for failed in swept.failed:
+        if failed.partial is not None and failed.interrupted:
+            done = f"interrupted after {len(failed.partial.records)} decisions (in the report)"
+            print(f"workspace {failed.member.name}: {done}: {failed.error}", file=sys.stderr)
+        else:
+            print(f"workspace {failed.member.name}: not swept: {failed.error}", file=sys.stderr)
     return max(code, swept.exit_code)
 
 

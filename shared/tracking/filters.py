@@ -176,25 +176,14 @@ def give_up(
 
 def matches(run: Run, query: RunQuery) -> bool:
     """Whether `run` meets the query's statuses, times, ids and tags (not its experiment or
-    view, which every search names)."""
-    if query.statuses is not None and run.status not in query.statuses:
-        return False
-    if query.run_ids is not None and run.run_id not in query.run_ids:
-        return False
-    if query.parent_run_ids is not None and run.parent_run_id not in query.parent_run_ids:
-        return False
-    finished = run.finished_at
-    if query.finished_before is not None and (
-        finished is None or finished >= query.finished_before
-    ):
-        return False
-    # The end only, as the server's `end_time >=` clause: a run without one (still running,
-    # or an end the server never recorded) has not finished after anything.
-    ended = run.end_time
-    if query.finished_after is not None and (ended is None or ended < query.finished_after):
-        return False
-    if query.tags_present and not all(k in run.tags for k in query.tags_present):
-        return False
-    if query.tag_equals:
-        return all(run.tags.get(k) == v for k, v in query.tag_equals.items())
-    return True
+    view, which every search names): `RunQuery.matches`."""
+    return query.matches(run)
+
+
+def unfiltered(query: RunQuery, caps: Capabilities) -> bool:
+    """Whether the searches of `query` go to the server with no filter at all, so that they
+    read every run in view of their experiments (what `RunQuery.overhear` hears)."""
+    if query.run_ids is not None or query.statuses == frozenset():
+        return False  # ids are looked up by id; no status at all is not searched
+    status = min(query.statuses) if query.statuses else None
+    return not server_filter(query, status, caps)

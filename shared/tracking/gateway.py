@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -20,6 +20,7 @@ class RunQuery:
     one is never "finished after". Deleted runs are walked only with `deleted=True`.
     `run_ids` keeps the runs with these ids; `parent_run_ids` the children of these runs.
     Runs come newest start first; with `run_ids` or `parent_run_ids` the order is not defined.
+    `overhear` is not a condition: it listens to the walk (see `Overheard`).
     """
 
     experiment_id: str
@@ -33,6 +34,7 @@ class RunQuery:
     run_ids: frozenset[str] | None = None
     parent_run_ids: frozenset[str] | None = None
     more_experiments: tuple[str, ...] = ()
+    overhear: Overheard | None = field(default=None, compare=False, repr=False)
 
     @property
     def experiment_ids(self) -> tuple[str, ...]:
@@ -46,6 +48,50 @@ class RunQuery:
         if not ids:
             raise ValueError("a run query needs at least one experiment")
         return replace(self, experiment_id=ids[0], more_experiments=tuple(ids[1:]))
+
+    def matches(self, run: Run) -> bool:
+        """Whether `run` meets the statuses, times, ids and tags (not the experiment or the
+        view, which every search names): the whole query, checked on the client."""
+        if self.statuses is not None and run.status not in self.statuses:
+            return False
+        if self.run_ids is not None and run.run_id not in self.run_ids:
+            return False
+        if self.parent_run_ids is not None and run.parent_run_id not in self.parent_run_ids:
+            return False
+        finished = run.finished_at
+        if self.finished_before is not None and (
+            finished is None or finished >= self.finished_before
+        ):
+            return False
+        # The end only, as the server's `end_time >=` clause: a run without one (still
+        # running, or an end the server never recorded) has not finished after anything.
+        ended = run.end_time
+        if self.finished_after is not None and (ended is None or ended < self.finished_after):
+            return False
+        if self.tags_present and not all(k in run.tags for k in self.tags_present):
+            return False
+        if self.tag_equals:
+            return all(run.tags.get(k) == v for k, v in self.tag_equals.items())
+        return True
+
+
+@dataclass(slots=True, eq=False)
+class Overheard:
+    """What a walk reads beyond its query's matches, for a caller that checks another query
+    over the same runs on the client (the sweep's catch-up, heard during its cleanup scan).
+
+    Given as `RunQuery.overhear`: every search of the walk that goes to the server with no
+    filter at all (it refused the query's status and time clauses, as Azure ML may, and the
+    query has no other) hands `hear` each run it reads, matching or not; `hear` says whether
+    it keeps the run (the adapter then keeps what else it read of it, as for a match, so
+    that governing it later reads no more). `whole` stays True only while every search of
+    the walk was such a search: `hear` was then given every run in the walk's view of its
+    experiments. Where the server filters, `hear` is never called and `whole` turns False;
+    the walk's requests are the same either way.
+    """
+
+    hear: Callable[[Run], bool]
+    whole: bool = True
 
 
 @dataclass(frozen=True, slots=True)

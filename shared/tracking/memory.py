@@ -2,7 +2,8 @@
 
 It honours the same contract as the MLflow adapter (the suite in tests/contract checks both):
 MLflow's errors, views, version numbering and alias rules. Its `Capabilities` make it refuse
-what Azure ML may (aliases, restore, LoggedModels); filter capabilities change nothing here.
+what Azure ML may (aliases, restore, LoggedModels); filter capabilities change no result, only
+what `RunQuery.overhear` hears: every run where the MLflow adapter would send no filter.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from shared.model import Experiment, ModelVersion, Run, normalise_status
 from shared.tracking.capabilities import Capabilities
 from shared.tracking.derived import ChildReads
 from shared.tracking.errors import cannot_restore
-from shared.tracking.filters import matches
+from shared.tracking.filters import matches, unfiltered
 from shared.tracking.gateway import Champion, ModelSource, RunQuery, TrackingGateway
 from shared.tracking.links import run_url
 
@@ -192,7 +193,14 @@ class InMemoryGateway(ChildReads):
         # MLflow's order (`attributes.start_time DESC`, then the run id), newest first.
         found.sort(key=lambda r: r.run_id)
         found.sort(key=lambda r: r.start_time or datetime.min.replace(tzinfo=UTC), reverse=True)
-        yield from (r for r in found if matches(r, query))
+        tap = query.overhear
+        if tap is not None and not unfiltered(query, self.capabilities):
+            tap.whole, tap = False, None  # the server would filter: nothing overheard
+        for run in found:
+            if tap is not None:
+                tap.hear(run)
+            if matches(run, query):
+                yield run
 
     def set_run_tags(
         self, run_id: str, tags: Mapping[str, str], delete: Sequence[str] = ()

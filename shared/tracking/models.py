@@ -19,6 +19,7 @@ from shared.tracking.capabilities import Capabilities
 from shared.tracking.errors import call, paged, translate
 from shared.tracking.filters import equals
 from shared.tracking.gateway import ModelSource
+from shared.tracking.process_uri import process_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -112,20 +113,29 @@ class RunModels:
         return None
 
     def _list(self, run: Run, path: str, extras: Extras | None) -> list[Any]:
-        if extras is None:
-            listed = call(
-                "list_artifacts", self._client.list_artifacts, run.run_id, path, for_run=run.run_id
+        # azureml-mlflow's artifact repository finds its workspace through MLflow's default
+        # client, so the process-wide URI is this gateway's while it is built and listed
+        # (`shared.tracking.process_uri`, which cites the azureml-mlflow source).
+        with process_tracking_uri(self._uri, "list_artifacts"):
+            if extras is None:
+                listed = call(
+                    "list_artifacts",
+                    self._client.list_artifacts,
+                    run.run_id,
+                    path,
+                    for_run=run.run_id,
+                )
+                return list(listed)
+            from mlflow.store.artifact.artifact_repository_registry import (
+                get_artifact_repository,
             )
-            return list(listed)
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        # What `runs:/` resolves to, with this gateway's URI (not the process-wide one), and
-        # without reading the run again.
-        try:
-            repo = get_artifact_repository(extras.artifact_uri, tracking_uri=self._uri)
-            return list(repo.list_artifacts(path))
-        except Exception as exc:
-            raise translate("list_artifacts", exc, run.run_id) from exc
+            # What `runs:/` resolves to, with this gateway's URI, without reading the run again.
+            try:
+                repo = get_artifact_repository(extras.artifact_uri, tracking_uri=self._uri)
+                return list(repo.list_artifacts(path))
+            except Exception as exc:
+                raise translate("list_artifacts", exc, run.run_id) from exc
 
     def _search_logged_models(self, run: Run, name: str) -> list[str]:
         """Ids of the run's LoggedModels called `name`, oldest first."""

@@ -28,6 +28,7 @@ from shared.tracking.errors import (
 from shared.tracking.filters import equals, in_list, listable
 from shared.tracking.gateway import Champion, ModelSource
 from shared.tracking.models import RunExtras, RunModels, mlflows_own
+from shared.tracking.process_uri import process_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -201,13 +202,14 @@ class MlflowRegistry:
         A local registry (an embedded SQLite store) resolves `models:/<id>` through the
         process-wide tracking URI, not the client's: elsewhere that is "Logged model not
         found" (and a default store created in the working directory). A server resolves
-        the source itself, so only local URIs need it.
+        the source itself, so only local URIs need it. Lent through the one lease of the
+        process-wide URI (`process_uri`): registrations on the pool overlap, and each must
+        find the URI set until it ends (MLflow's `_use_tracking_uri` would put it back when
+        the first one ends).
         """
         if source.model_id is None or self._uri.startswith(("http://", "https://", "azureml:")):
             return nullcontext()
-        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-        return _use_tracking_uri(self._uri)
+        return process_tracking_uri(self._uri, "create_model_version", always=True)
 
     def delete_model_version(self, name: str, version: str) -> None:
         try:

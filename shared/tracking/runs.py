@@ -127,10 +127,13 @@ class MlflowRuns:
     def iter_runs(self, query: RunQuery) -> Iterator[Run]:
         # The client re-checks every condition, so a server that ignores part of a filter
         # stays correct.
-        if query.statuses is not None and not query.statuses:
-            return
-        if query.run_ids is None:
+        nothing = query.statuses is not None and not query.statuses
+        if query.run_ids is None and not nothing:
             yield from self._iter_statuses(query)
+            return
+        if query.overhear is not None:
+            query.overhear.whole = False  # looked up by id, or not at all: nothing overheard
+        if query.run_ids is None or nothing:
             return
         listed = sorted(i for i in query.run_ids if listable(i)) if self._caps.run_id_filter else []
         for start in range(0, len(listed), RUN_IDS_PER_SEARCH):
@@ -176,14 +179,24 @@ class MlflowRuns:
         self, query: RunQuery, experiment_ids: Sequence[str], status: str | None
     ) -> Iterator[Run]:
         filter_string = server_filter(query, status, self._caps)
+        tap = query.overhear
+        # Only a search sent with no filter reads every run: it is heard in full.
+        hear = tap.hear if tap is not None and not filter_string else None
         seen = 0
         try:
             for raw in self._search(experiment_ids, filter_string, query.deleted):
                 seen += 1
                 run = map_run(raw)
-                if matches(run, query):
+                if tap is not None and hear is None:
+                    tap.whole = False
+                heard = hear is not None and hear(run)
+                wanted = matches(run, query)
+                if wanted or heard:
                     self.extras.remember(raw)  # a promotion may look for its model next
+                if wanted:
                     yield run
+            if tap is not None and hear is None:
+                tap.whole = False  # answered with a filter (even with no run at all)
         except Exception as exc:
             refused = (
                 seen == 0 and not is_transient(exc) and error_code(exc) in _REFUSED_FILTER_CODES

@@ -2,14 +2,17 @@
 
 Counting streams every experiment and keeps at most `cap + 1` candidates in memory. Above
 the cap nothing is deleted and a `cleanup-guard` notice says which setting to raise.
+
+Where the server cannot filter by status and time, a scan reads every run of its experiments:
+the runs `wanted` among them are kept (`Found.heard`) for the catch-up not to read them again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from shared.engine.actions import Action, DeleteRun, GuardNotice, Skip, Target, Unable
@@ -21,7 +24,7 @@ from shared.policies import cleanup_failed_runs as cleanup_policy
 from shared.policies.base import RunContext
 from shared.policies.cleanup_failed_runs import NAME, CleanupFacts
 from shared.settings import Policy, Settings, env_name
-from shared.tracking.gateway import TrackingReader
+from shared.tracking.gateway import Overheard, TrackingReader
 from shared.usecases.outage import Outage
 from shared.usecases.tally import SweepTally
 
@@ -44,6 +47,10 @@ class Found:
     total: int = 0
     kept: list[Candidate] = field(default_factory=list)
     per_experiment: dict[str, int] = field(default_factory=dict)
+    # The `wanted` runs of the scans that read every run of their experiments (the server
+    # filtered nothing), scan by scan, each in its search's order; and those experiments.
+    heard: list[list[Run]] = field(default_factory=list)
+    heard_from: set[str] = field(default_factory=set)
 
 
 def _failed(experiment: Experiment, run: Run, reason: str) -> Record:
@@ -63,6 +70,15 @@ class _Scan:
     kept: list[Candidate] = field(default_factory=list)
     examined: Counter[str] = field(default_factory=Counter)
     matched: Counter[str] = field(default_factory=Counter)
+    wanted: Callable[[Run], bool] | None = None
+    heard: dict[str, Run] = field(default_factory=dict)  # by id: a run read twice is kept once
+    whole: bool = False  # every run of the group's experiments was read (and heard)
+
+    def hear(self, run: Run) -> bool:
+        if self.wanted is None or not self.wanted(run):
+            return False
+        self.heard.setdefault(run.run_id, run)
+        return True
 
 
 def _groups(
@@ -85,13 +101,16 @@ def _scan(
     executor: Executor,
     now: datetime,
     room: int,
+    wanted: Callable[[Run], bool] | None = None,
 ) -> _Scan:
-    """Walk one group's candidates in one search; keep at most `room` of them."""
+    """Walk one group's candidates in one search; keep at most `room` of them, and the runs
+    `wanted` among all it reads where the server filters nothing."""
     by_id = {e.experiment_id: (e, p) for e, p in group}
     first = group[0]
     query = cleanup_policy.candidate_query(first[0].experiment_id, first[1], now)
-    scan = _Scan()
-    for run in gateway.iter_runs(query.across(by_id)):
+    scan = _Scan(wanted=wanted)
+    tap = Overheard(scan.hear)
+    for run in gateway.iter_runs(replace(query, overhear=tap).across(by_id)):
         experiment, policy = by_id[run.experiment_id]
         scan.examined[experiment.name] += 1
         spared = cleanup_policy.spared_by_tag(run, policy)
@@ -102,6 +121,7 @@ def _scan(
         scan.matched[experiment.name] += 1
         if len(scan.kept) < room:
             scan.kept.append(Candidate(run, experiment, policy))
+    scan.whole = tap.whole and wanted is not None
     return scan
 
 
@@ -114,6 +134,7 @@ def count_candidates(
     report: Report,
     tally: SweepTally,
     outage: Outage | None = None,
+    wanted: Callable[[Run], bool] | None = None,
 ) -> Found:
     """Walk every experiment's candidates; runs spared by their tags are reported, not counted.
 
@@ -129,7 +150,7 @@ def count_candidates(
     while pending:
         group = pending.pop(0)
         try:
-            scan = _scan(group, gateway, executor, now, keep - len(found.kept))
+            scan = _scan(group, gateway, executor, now, keep - len(found.kept), wanted)
         except (TrackingError, TrackingUnavailable) as exc:
             if len(group) > 1:
                 log.warning(
@@ -144,6 +165,9 @@ def count_candidates(
             continue
         report.extend(scan.spared)
         found.kept.extend(scan.kept)
+        if scan.whole:
+            found.heard.append(list(scan.heard.values()))
+            found.heard_from.update(e.experiment_id for e, _ in group)
         for experiment, _ in group:
             outage.ok(experiment)
             counts, matched = tally[experiment.name], scan.matched[experiment.name]
@@ -303,14 +327,18 @@ def cleanup(
     report: Report,
     tally: SweepTally,
     outage: Outage | None = None,
-) -> None:
+    wanted: Callable[[Run], bool] | None = None,
+) -> Found:
     """Cleanup over the experiments in scope: all candidates counted before any deletion."""
-    found = count_candidates(experiments, gateway, settings, executor, now, report, tally, outage)
+    found = count_candidates(
+        experiments, gateway, settings, executor, now, report, tally, outage, wanted
+    )
     if found.total > settings.cleanup_max_runs:
         log.warning("cleanup guard: %d candidates > cap %d", found.total, settings.cleanup_max_runs)
         report.add(executor.apply_one(guard_notice(found, settings)))
         for name, matched in found.per_experiment.items():
             tally[name].skipped_by_guard += matched
-        return
+        return found
     if found.kept:
         delete_candidates(found, gateway, executor, now, report, tally)
+    return found

@@ -2,7 +2,10 @@
 
 Each phase searches all experiments in scope at once where the server allows (requests do
 not grow with the experiments), and a phase no enabled policy needs reads nothing. Runs are
-streamed page by page, so memory does not grow with the number of runs. One
+streamed page by page, so memory does not grow with the number of runs. Where the server
+cannot filter runs by status and time (Azure ML may refuse them), the cleanup scan reads
+every run of its experiments anyway: the catch-up then takes its runs from that walk
+(`Heard`) instead of reading the whole workspace a second time. One
 experiment that fails (refused, or a 5xx on one of its pages) is reported and the others go
 on; a server that is down raises `TrackingUnavailable` so the invocation fails: when the
 experiments cannot be listed, or when every experiment in scope met `TrackingUnavailable`.
@@ -13,11 +16,13 @@ every deletion, tag and promotion applied.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
-from shared.engine.actions import Action, RegisterModelVersion
+from shared.engine.actions import Action, DeleteRun, RegisterModelVersion
 from shared.engine.executor import Executor
 from shared.engine.report import Record, Report, carry
 from shared.engine.throttle import Throttle
@@ -28,7 +33,7 @@ from shared.policies import alert_failed_runs as alert
 from shared.policies.promote_to_registry import best_per_model
 from shared.settings import Settings
 from shared.tracking.gateway import RunQuery, TrackingGateway, TrackingReader
-from shared.usecases.cleanup import cleanup
+from shared.usecases.cleanup import Found, cleanup
 from shared.usecases.govern import govern_run
 from shared.usecases.outage import Outage
 from shared.usecases.tally import Progress as Progress
@@ -36,12 +41,104 @@ from shared.usecases.tally import SweepTally
 
 # Runs governed together on the executor's pool (one search page's worth at most).
 CATCH_UP_PAGE = 64
+# Catch-up runs kept from the cleanup scan's walk (`Heard`), ~1 KB each as the benchmark's
+# runs; beyond it the catch-up reads its runs with its own search, as where the server filters.
+HEARD_MAX = 5_000
 
 
 def experiments_in_scope(gateway: TrackingReader, settings: Settings) -> Iterator[Experiment]:
     for experiment in gateway.iter_experiments():
         if settings.in_scope(experiment.name):
             yield experiment
+
+
+def catch_up_query(
+    experiments: Sequence[Experiment], settings: Settings, dry_run: bool, now: datetime
+) -> RunQuery | None:
+    """What the catch-up reads over `experiments`: the runs that ended within the window, or
+    only the failed ones when no run policy is on; None when it reads nothing."""
+    query = RunQuery("", finished_after=now - timedelta(hours=settings.catchup_hours))
+    if not any(_run_policies_on(settings, e) for e in experiments):
+        if dry_run or not experiments:
+            return None  # nothing to decide: no run policy, and a dry run sends no catch-up alert
+        query = dataclasses.replace(query, statuses=alert.FAILED_STATUSES)
+    return query.across(e.experiment_id for e in experiments)
+
+
+def _newest_first(run: Run) -> tuple[float, str]:
+    # A search's order (`RunQuery`): newest start first, then the run id, as MLflow breaks
+    # ties (`_get_orderby_clauses` in mlflow/store/tracking/sqlalchemy_store.py).
+    start = -run.start_time.timestamp() if run.start_time is not None else math.inf
+    return start, run.run_id
+
+
+class Heard:
+    """The catch-up's runs as the cleanup scan read them where the server filtered nothing.
+
+    A server that refused status and time filters makes every search read every run of its
+    experiments: the cleanup scan keeps those the catch-up's `query` wants (`wanted`), so
+    that the catch-up does not read the whole workspace again. Memory: only the runs that
+    ended within GOVERNANCE_CATCHUP_HOURS (or failed ones), a few % of a workspace, and at
+    most `HEARD_MAX` (beyond it none is kept and the catch-up searches as before); never
+    the whole workspace. `covered`: the experiments whose every run the scans read.
+    """
+
+    def __init__(self, query: RunQuery) -> None:
+        self.query = query
+        self.runs: list[Run] = []
+        self.covered: frozenset[str] = frozenset()
+        self._experiments = frozenset(query.experiment_ids)
+        self._held = 0
+
+    def wanted(self, run: Run) -> bool:
+        if self._held > HEARD_MAX or run.experiment_id not in self._experiments:
+            return False
+        if not (run.is_terminal and self.query.matches(run)):
+            return False
+        self._held += 1
+        return self._held <= HEARD_MAX
+
+    def settle(self, found: Found, cleanup: Sequence[Record], gateway: TrackingReader) -> None:
+        """Take the scans' runs as the cleanup left them (the catch-up's own search comes
+        after the cleanup): a run it deleted is gone; one whose deletion was tried but did not
+        happen may have changed since the scan (tagged, claimed, its status): read again."""
+        if self._held > HEARD_MAX:
+            return
+        runs = [run for scan in found.heard for run in scan]
+        if len(found.heard) > 1:
+            runs.sort(key=_newest_first)  # several searches: in the order of one search
+        tried = {r.run_id: r.outcome for r in cleanup if isinstance(r.decision, DeleteRun)}
+        stale = {r.run_id for r in runs if tried.get(r.run_id) in ("skipped", "failed")}
+        covered = set(found.heard_from)
+        fresh: dict[str, Run] = {}
+        if stale:
+            experiments = {r.experiment_id for r in runs if r.run_id in stale}
+            query = dataclasses.replace(self.query, run_ids=frozenset(stale))
+            try:
+                fresh = {r.run_id: r for r in gateway.iter_runs(query.across(experiments))}
+            except (TrackingError, TrackingUnavailable):
+                covered -= experiments  # the catch-up searches these itself, as before
+        for run in runs:
+            if run.experiment_id not in covered or tried.get(run.run_id) == "applied":
+                continue
+            current = fresh.get(run.run_id) if run.run_id in stale else run
+            if current is not None:  # None: deleted or gone meanwhile, or out of the window
+                self.runs.append(current)
+        self.covered = frozenset(covered)
+
+    def walk(self, query: RunQuery, gateway: TrackingReader) -> Iterator[Run]:
+        """`gateway.iter_runs(query)` for a catch-up's `query`, the covered experiments read
+        from here: in the order one search would give them where the server searches several
+        experiments at once (the scan's order when it covered them all)."""
+        ids = set(query.experiment_ids)
+        here = [r for r in self.runs if r.experiment_id in ids and query.matches(r)]
+        rest = [i for i in query.experiment_ids if i not in self.covered]
+        if not rest:
+            yield from here
+        elif not here:
+            yield from gateway.iter_runs(query.across(rest))
+        else:
+            yield from heapq.merge(here, gateway.iter_runs(query.across(rest)), key=_newest_first)
 
 
 def catch_up(
@@ -54,6 +151,7 @@ def catch_up(
     *,
     held: list[Action] | None = None,
     done: set[str] | None = None,
+    heard: Heard | None = None,
 ) -> Iterator[Record]:
     """Run policies over the runs that finished within the catch-up window, of every
     experiment in `experiments`, in one search (not one per experiment).
@@ -65,15 +163,13 @@ def catch_up(
     Runs of a page are governed concurrently on the executor's pool; their records come in
     the order the search gave the runs. With `held`, promotions are kept there (in that
     order) instead of applied. `done` collects the runs governed (a retry skips them).
+    With `heard`, the runs of the experiments it covers come from the cleanup scan's walk.
     """
     done = done if done is not None else set()
     by_id = {e.experiment_id: e for e in experiments}
-    governed = [e for e in experiments if _run_policies_on(settings, e)]
-    query = RunQuery("", finished_after=now - timedelta(hours=settings.catchup_hours))
-    if not governed:
-        if executor.dry_run or not experiments:
-            return  # nothing to decide: no run policy, and a dry run sends no catch-up alert
-        query = dataclasses.replace(query, statuses=alert.FAILED_STATUSES)
+    query = catch_up_query(experiments, settings, executor.dry_run, now)
+    if query is None:
+        return
     examined: Counter[str] = Counter()
 
     def govern(run: Run) -> tuple[list[Record], list[Action]]:
@@ -94,7 +190,7 @@ def catch_up(
         return records, kept
 
     page: list[Run] = []
-    runs = gateway.iter_runs(query.across(by_id))
+    runs = heard.walk(query, gateway) if heard is not None else gateway.iter_runs(query)
     while True:
         run = next(runs, None)
         if run is not None and run.is_terminal and run.run_id not in done:
@@ -130,6 +226,7 @@ def _catch_up_all(
     outage: Outage,
     progress: Progress | None,
     held: list[Action],
+    heard: Heard | None = None,
 ) -> None:
     """The catch-up over every experiment at once; when that search breaks, each experiment
     alone (the runs already governed are not governed twice), so one bad experiment is
@@ -140,7 +237,7 @@ def _catch_up_all(
         group = pending.pop(0)
         try:
             for record in catch_up(
-                group, gateway, settings, executor, now, progress, held=held, done=done
+                group, gateway, settings, executor, now, progress, held=held, done=done, heard=heard
             ):
                 report.add(record)
                 tally.count(record)
@@ -203,7 +300,14 @@ def _sweep(
     for experiment in experiments:
         tally.include(experiment.name)  # every experiment in scope gets a row, even an idle one
     # Cleanup first: its candidates are counted across every experiment before any deletion.
-    cleanup(experiments, gateway, settings, executor, now, report, tally, outage)
+    # Where the server filters nothing, its walk also keeps the catch-up's runs (`Heard`).
+    query = catch_up_query(experiments, settings, executor.dry_run, now)
+    heard = Heard(query) if query is not None else None
+    wanted = heard.wanted if heard is not None else None
+    start = len(report.records)
+    found = cleanup(experiments, gateway, settings, executor, now, report, tally, outage, wanted)
+    if heard is not None:
+        heard.settle(found, report.records[start:], gateway)
     _catch_up_all(
         experiments,
         gateway,
@@ -215,6 +319,7 @@ def _sweep(
         outage,
         tally.progress(progress),
         held,
+        heard,
     )
     # Every experiment met a 5xx or no answer: the server is down, not one experiment.
     outage.raise_if_down(experiments)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,14 +22,16 @@ from azure.functions.timer import TimerRequest
 from mlflow import MlflowClient
 
 from shared.app.estate import EstateApp
+from shared.bootstrap import use_estate
 from shared.errors import TrackingUnavailable
 from shared.estate import Member
-from shared.estate_host import use_estate
 from shared.notify.sinks import Channel, MemoryCardSink
 from shared.tracking.mlflow_gateway import MlflowGateway
 from tests.conftest import _start_server, _wait_healthy, free_port, stop_server
 from tests.estate_support import Collected
 from tests.event_samples import event_grid_event, on_run_event_function, run_event
+from tests.fault_proxy import AfterPassing, fault_proxy, reset
+from tests.receiver import card_text
 from tests.support import make_run, settings
 
 pytestmark = pytest.mark.integration
@@ -87,9 +90,12 @@ def workspaces(servers: dict[str, str]) -> dict[str, Workspace]:
 
 def estate_app(workspaces: dict[str, Workspace], *, down: str | None = None, **env: str):
     """The estate of the three workspaces: each member's gateway on its own server (`down`:
-    a port nobody listens on)."""
+    a port nobody listens on; a workspace's name as a key: the URI to use for it instead)."""
     experiment = workspaces["_name"]  # type: ignore[index]
     uris = {ws.name: ws.uri for key, ws in workspaces.items() if key != "_name"}
+    for name in NAMES:
+        if name in env:
+            uris[name] = env.pop(name)
     if down is not None:
         uris[down] = f"http://127.0.0.1:{free_port()}"
 
@@ -284,3 +290,199 @@ def test_cli_sweep_refuses_a_workspace_outside_the_estate(app_env, capsys):
     assert main(["sweep", "--workspace", "mlw-stranger"]) == 2
     assert "not in the estate" in capsys.readouterr().err
     assert main(["sweep", "--workspace", "mlw-dev", "--json"]) == 0
+
+
+# -- a member whose server goes away halfway ---------------------------------------------------
+
+
+def old_failed(ws: Workspace, count: int) -> list[str]:
+    return [
+        make_run(ws.client, ws.experiment_id, status="FAILED", ended_hours_ago=100, name=f"t-{i}")
+        for i in range(count)
+    ]
+
+
+def applied_deletions(decisions: list[dict[str, object]], ws: Workspace) -> set[str]:
+    """The runs of `ws` the report says were deleted (experiment ids repeat across servers;
+    run ids do not)."""
+    return {
+        str(d["run_id"])
+        for d in decisions
+        if d["action"] == "delete-run" and d["outcome"] == "applied" and in_workspace(ws, d)
+    }
+
+
+def in_workspace(ws: Workspace, decision: dict[str, object]) -> bool:
+    if decision["experiment_id"] != ws.experiment_id:
+        return False
+    try:
+        return ws.client.get_run(str(decision["run_id"])).info.experiment_id == ws.experiment_id
+    except Exception:  # noqa: BLE001 (no such run on this server)
+        return False
+
+
+def test_a_member_interrupted_halfway_reports_what_it_deleted_in_the_estate(workspaces):
+    test_ws = workspaces["mlw-test"]
+    trials = old_failed(test_ws, 5)
+    others = old_failed_runs(workspaces)
+
+    with fault_proxy(test_ws.uri, AfterPassing("/runs/delete", 2), reset) as (proxied, hits):
+        app = estate_app(workspaces, **{"mlw-test": proxied})
+        swept = app.sweep()
+
+    assert hits, "the server never went away"
+    gone = {run_id for run_id in [*trials, others["mlw-test"]] if deleted(test_ws, run_id)}
+    assert len(gone) == 2
+    (failed,) = swept.failed
+    assert failed.member.name == "mlw-test"
+    assert failed.interrupted
+    assert "tracking server unavailable" in str(failed.error)
+    report = swept.report.to_dict()
+    entry = next(w for w in report["workspaces"] if w["name"] == "mlw-test")
+    assert (entry["swept"], entry["interrupted"]) == (False, True)
+    assert entry["counts"]["applied"] == 2
+    # Exactly what the server deleted is in the estate's report, beside the others' sweeps.
+    assert applied_deletions(report["decisions"], test_ws) == gone
+    (row,) = [r for r in report["experiments"] if r["workspace"] == "mlw-test"]
+    assert row["deleted"] == 2
+    for name in ("mlw-dev", "mlw-prod"):
+        assert deleted(workspaces[name], others[name])
+        done = next(w for w in report["workspaces"] if w["name"] == name)
+        assert (done["swept"], done["interrupted"], done["error"]) == (True, False, None)
+    assert swept.exit_code == 1
+    # ...and announced on the member's own card, which names its workspace.
+    (card,) = [m for m in app.channel.sink.messages if "Workspace mlw-test" in card_text(m)]
+    text = card_text(card)
+    for run_id in gone:
+        assert test_ws.client.get_run(run_id).info.run_name in text
+
+
+# -- the CLI over the estate ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def estate_env(monkeypatch, workspaces) -> Iterator[dict[str, str]]:
+    """The environment `mlgov` reads: the three workspaces listed, no tracking URI and no
+    Azure identity; each member's URI is its server's, as Azure's resolution would answer
+    (`use_tracking_uris`). Yields the name -> URI map, which a test may point elsewhere."""
+    from shared.bootstrap import reset_host_app, use_tracking_uris
+
+    for key in list(os.environ):
+        if key.startswith(("GOVERNANCE_", "AZURE_", "MLFLOW_TRACKING_URI")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("GOVERNANCE_WORKSPACES", ",".join(arm_id(n) for n in NAMES))
+    monkeypatch.setenv("GOVERNANCE_EXPERIMENTS", str(workspaces["_name"]))
+    monkeypatch.setenv("GOVERNANCE_CLEANUP_STATUSES", "FAILED")
+    uris = {ws.name: ws.uri for ws in members(workspaces)}
+    reset_host_app()
+    with use_tracking_uris(lambda workspace: uris[workspace.name]):
+        yield uris
+    reset_host_app()
+
+
+def test_cli_sweep_sweeps_every_workspace_of_the_estate(workspaces, estate_env, capsys):
+    from shared.cli import main
+
+    runs = old_failed_runs(workspaces)
+
+    code = main(["sweep", "--json"])
+    report = json.loads(capsys.readouterr().out)
+
+    assert code == 0
+    assert all(deleted(ws, runs[ws.name]) for ws in members(workspaces))
+    assert [(w["name"], w["id"], w["swept"]) for w in report["workspaces"]] == [
+        (n, arm_id(n), True) for n in NAMES
+    ]
+    assert [w["counts"]["applied"] for w in report["workspaces"]] == [1, 1, 1]
+    assert sorted(r["workspace"] for r in report["experiments"]) == sorted(NAMES)
+    for ws in members(workspaces):
+        assert applied_deletions(report["decisions"], ws) == {runs[ws.name]}
+    # One card per workspace, each saying which (kept in the report: no webhook).
+    named = [n for c in report["cards"] for n in NAMES if f"Workspace {n}" in card_text(c)]
+    assert sorted(named) == sorted(NAMES)
+
+
+def test_cli_sweep_of_one_workspace_touches_no_other(workspaces, estate_env, capsys):
+    from shared.cli import main
+
+    runs = old_failed_runs(workspaces)
+
+    assert main(["sweep", "--workspace", "mlw-test", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    assert {ws.name: deleted(ws, runs[ws.name]) for ws in members(workspaces)} == {
+        "mlw-dev": False,
+        "mlw-test": True,
+        "mlw-prod": False,
+    }
+    assert applied_deletions(report["decisions"], workspaces["mlw-test"]) == {runs["mlw-test"]}
+    assert main(["sweep", "--workspace", arm_id("mlw-prod").upper(), "--json"]) == 0
+    capsys.readouterr()
+    assert deleted(workspaces["mlw-prod"], runs["mlw-prod"])
+    assert not deleted(workspaces["mlw-dev"], runs["mlw-dev"])
+    assert main(["sweep", "--workspace", "mlw-stranger"]) == 2
+    assert "not in the estate (members: mlw-dev, mlw-test, mlw-prod)" in capsys.readouterr().err
+
+
+def test_cli_sweep_reports_a_member_interrupted_halfway(workspaces, estate_env, capsys):
+    from shared.cli import main
+
+    test_ws = workspaces["mlw-test"]
+    trials = old_failed(test_ws, 4)
+    others = old_failed_runs(workspaces)
+
+    with fault_proxy(test_ws.uri, AfterPassing("/runs/delete", 2), reset) as (proxied, _):
+        estate_env["mlw-test"] = proxied
+        code = main(["sweep", "--json"])
+    captured = capsys.readouterr()
+
+    assert code == 1
+    report = json.loads(captured.out)
+    gone = {run_id for run_id in [*trials, others["mlw-test"]] if deleted(test_ws, run_id)}
+    assert len(gone) == 2
+    entry = next(w for w in report["workspaces"] if w["name"] == "mlw-test")
+    assert (entry["swept"], entry["interrupted"], entry["counts"]["applied"]) == (False, True, 2)
+    assert applied_deletions(report["decisions"], test_ws) == gone
+    assert "workspace mlw-test: interrupted after" in captured.err
+    (card,) = [c for c in report["cards"] if "Workspace mlw-test" in card_text(c)]
+    assert all(test_ws.client.get_run(r).info.run_name in card_text(card) for r in gone)
+    assert deleted(workspaces["mlw-dev"], others["mlw-dev"])
+    assert deleted(workspaces["mlw-prod"], others["mlw-prod"])
+
+
+def test_cli_sweep_of_one_workspace_interrupted_prints_what_it_did(workspaces, estate_env, capsys):
+    from shared.cli import main
+
+    test_ws = workspaces["mlw-test"]
+    trials = old_failed(test_ws, 4)
+
+    with fault_proxy(test_ws.uri, AfterPassing("/runs/delete", 1), reset) as (proxied, _):
+        estate_env["mlw-test"] = proxied
+        code = main(["sweep", "--workspace", "mlw-test", "--json"])
+    captured = capsys.readouterr()
+
+    assert code == 1
+    assert "mlgov: tracking server unavailable" in captured.err
+    report = json.loads(captured.out)
+    (gone,) = [run_id for run_id in trials if deleted(test_ws, run_id)]
+    assert applied_deletions(report["decisions"], test_ws) == {gone}
+    assert "tracking server unavailable" in report["interrupted"]
+
+
+def test_cli_check_prints_the_estate(workspaces, estate_env, capsys):
+    from shared.cli import main
+
+    assert main(["check"]) == 0
+    text = capsys.readouterr().out
+    assert "Estate (3 workspaces):" in text
+    for name in NAMES:
+        (line,) = [line for line in text.splitlines() if line.strip().startswith(f"{name} ")]
+        assert arm_id(name) in line
+        assert "listed in GOVERNANCE_WORKSPACES" in line
+
+    assert main(["check", "--json"]) == 0
+    estate = json.loads(capsys.readouterr().out)["estate"]
+    assert [(m["name"], m["arm_id"], m["source"]) for m in estate["members"]] == [
+        (n, arm_id(n), "list") for n in NAMES
+    ]
+    assert (estate["scope"], estate["discovered"]) == (None, False)

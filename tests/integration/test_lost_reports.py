@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -19,7 +17,7 @@ from shared.cli import main
 from shared.errors import TrackingUnavailable
 from tests.estate_support import Collected
 from tests.event_samples import run_event
-from tests.fault_proxy import UNAVAILABLE, answer, fault_proxy, reset
+from tests.fault_proxy import UNAVAILABLE, AfterPassing, answer, fault_proxy, reset
 from tests.receiver import PATH, card_text
 from tests.receiver import receiver_fixture as receiver_fixture
 from tests.receiver import tls_files_fixture as tls_files_fixture
@@ -28,26 +26,6 @@ from tests.support import make_run, settings
 pytestmark = pytest.mark.integration
 
 PROMOTED = "Model promoted:"
-
-
-@dataclass
-class AfterPassing:
-    """Pass requests until `n` requests `method path-suffix` went through; pick all after:
-    the server going away right after a chosen change was made."""
-
-    suffix: str
-    n: int = 1
-    method: str = "POST"
-    passed: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, method: str, path: str, body: object) -> bool:
-        with self._lock:
-            if self.passed >= self.n:
-                return True
-            if method == self.method and path.split("?")[0].endswith(self.suffix):
-                self.passed += 1
-            return False
 
 
 @pytest.fixture

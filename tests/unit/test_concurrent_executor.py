@@ -323,14 +323,19 @@ def test_each_phase_is_one_search_over_every_experiment() -> None:
     env = {"experiments": "churn-*", "cleanup_statuses": "FAILED", "required_tags": "owner"}
     report = sweep(gateway, settings(**env), NOW)
 
-    # The candidates' children are looked up in one more query, over all of them at once.
-    cleanup, children, catch_up = gateway.queries
+    # The candidates' children are looked up in one more query, over all of them at once;
+    # the deletions re-read their runs in one query, and the claimed runs in one more.
+    cleanup, children, reread, settle, catch_up = gateway.queries
     assert children.parent_run_ids is not None
     assert len(children.parent_run_ids) == 3
-    assert len(cleanup.experiment_ids) == len(catch_up.experiment_ids) == 3
+    deleted = {r.run_id for r in report.records if r.action == "delete-run" and r.done}
+    assert len(deleted) == 3
+    assert reread.run_ids == settle.run_ids == deleted
+    assert not reread.deleted
+    for query in (cleanup, reread, settle, catch_up):
+        assert len(query.experiment_ids) == 3
     assert cleanup.statuses == frozenset({"FAILED"})
     assert catch_up.statuses is None
-    assert sum(r.action == "delete-run" for r in report.records) == 3
 
 
 def test_without_run_policies_the_catch_up_reads_failed_runs_only_or_nothing() -> None:

@@ -25,7 +25,7 @@ from shared.engine.actions import (
     Unable,
 )
 from shared.engine.executor import Executor
-from shared.engine.handlers.table import HANDLERS
+from shared.engine.handlers.table import HANDLERS, STAGED
 from shared.engine.results import Registered, RestoreUnsupported
 from shared.errors import CapabilityUnsupported, TrackingError
 from shared.model import Experiment, Run
@@ -53,6 +53,12 @@ def _concrete(cls: type[Action]) -> set[type[Action]]:
 def test_every_action_type_has_its_handler_in_the_table() -> None:
     applicable = {c for c in _concrete(Action) if c not in RECORDED_ONLY}
     assert applicable == set(HANDLERS), "an action type without a handler (or a stale entry)"
+
+
+def test_a_staged_action_type_also_has_its_handler_for_one_action_alone() -> None:
+    # `apply_one`, and a stage tried again after a 429, apply the action by its handler.
+    assert set(STAGED) == {DeleteRun}
+    assert set(STAGED) <= set(HANDLERS)
 
 
 def test_recorded_only_actions_never_reach_a_handler_and_dry_run_plans() -> None:

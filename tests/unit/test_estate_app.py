@@ -294,7 +294,7 @@ def test_a_scope_is_discovered_through_azure_ai_ml_again_at_each_sweep():
     """The scope's listing through the SDK's own client, on a transport answering the
     documented list payload; a workspace created between two sweeps is swept by the second."""
     from shared.app.azure import AzureSeam, AzureServices
-    from shared.estate_host import discovery
+    from shared.bootstrap import discovery
     from tests.azure_support import (
         RESOURCE_GROUP,
         SUBSCRIPTION,
@@ -345,7 +345,7 @@ def test_the_summary_timer_posts_one_estate_card():
     from azure.functions.timer import TimerRequest
 
     from functions.summary import scheduled_summary
-    from shared.estate_host import use_estate
+    from shared.bootstrap import use_estate
 
     app, gateways, _ = estate()
     finished_run(gateways["mlw-prod"])

@@ -14,7 +14,7 @@ import pytest
 
 from shared.errors import CapabilityUnsupported
 from shared.tracking.capabilities import Capabilities
-from shared.tracking.gateway import RunQuery
+from shared.tracking.gateway import Overheard, RunQuery
 from shared.tracking.mlflow_gateway import MlflowGateway
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -83,6 +83,38 @@ def test_refused_filter_falls_back_to_client_side_filtering():
         "c",
     }
     assert client.filters == [""]
+
+
+def test_a_refused_walk_is_overheard_in_full_with_one_search_after_the_refusal():
+    client = NoFilterClient()
+    gateway = MlflowGateway("azureml://example", client=client)
+    heard: list[str] = []
+
+    def hear(run) -> bool:
+        heard.append(run.run_id)
+        return False
+
+    tap = Overheard(hear)
+    cutoff = NOW - timedelta(hours=72)
+    query = RunQuery("1", statuses=frozenset({"FAILED"}), finished_before=cutoff, overhear=tap)
+
+    assert [r.run_id for r in gateway.iter_runs(query)] == ["a"]
+    # The refused search read nothing; its retry without a filter read (and heard) them all.
+    assert heard == ["a", "b", "c"]
+    assert tap.whole
+    assert len(client.filters) == 2
+    assert client.filters[1] == ""
+
+
+def test_a_walk_the_server_filters_is_never_whole():
+    client = NoFilterClient()
+    client.search_runs = lambda experiment_ids, filter_string="", **kw: Page(client.runs[:1])
+    gateway = MlflowGateway("azureml://example", client=client)
+    tap = Overheard(lambda run: True)
+    query = RunQuery("1", statuses=frozenset({"FAILED"}), overhear=tap)
+
+    assert [r.run_id for r in gateway.iter_runs(query)] == ["a"]
+    assert not tap.whole  # the server answered a filtered search: runs were left out
 
 
 class NoAliasClient:
@@ -253,7 +285,7 @@ def test_an_injected_client_imports_no_mlflow_and_writes_no_environment():
         import os, sys
         from types import SimpleNamespace
         before = dict(os.environ)
-        from shared.tracking.gateway import RunQuery
+        from shared.tracking.gateway import Overheard, RunQuery
         from shared.tracking.mlflow_gateway import MlflowGateway
 
         class Page(list):

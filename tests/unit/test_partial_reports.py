@@ -27,6 +27,7 @@ from shared.model import ModelVersion, Run
 from shared.notify.sinks import Channel, MemoryCardSink
 from shared.tracking.gateway import TrackingGateway
 from shared.tracking.memory import InMemoryGateway
+from tests import support
 from tests.support import NOW
 from tests.unit.test_app_memory import EXPERIMENT, cards, failed_run, memory_app
 
@@ -85,26 +86,12 @@ def test_carry_adds_only_what_the_report_lacks():
     assert report.records == [kept, other]
 
 
-class GoesAway(InMemoryGateway):
+class GoesAway(support.GoesAway, InMemoryGateway):
     """Deletes `n` runs, then the server is gone for every call."""
 
     def __init__(self, n: int) -> None:
         super().__init__(clock=lambda: NOW)
         self.left = n
-        self.down = False
-
-    def delete_run(self, run_id: str) -> None:
-        if self.left == 0:
-            self.down = True
-        if self.down:
-            raise TrackingUnavailable("tracking server unavailable during delete_run")
-        self.left -= 1
-        super().delete_run(run_id)
-
-    def get_run(self, run_id: str) -> Run:
-        if self.down:
-            raise TrackingUnavailable("tracking server unavailable during get_run")
-        return super().get_run(run_id)
 
 
 def test_an_interrupted_sweep_logs_cards_and_carries_what_it_deleted(caplog):

@@ -1,41 +1,27 @@
-"""Composition root: builds the App from settings (real adapters unless given others), and
-holds the Functions host's one App per worker process, built on first use (never at import).
-"""
+"""The App from settings: real adapters unless given others (the tracking gateway, the Teams
+channel, the process's Azure side)."""
 
 from __future__ import annotations
-
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from shared.app import App, Clock, utcnow
 from shared.app.azure import (
     AzureSeam,
     AzureServices,
     process_azure,
-    reset_azure,
     tracking_needs_azure,
-    use_azure,
     workspace_mode,
 )
-from shared.budget import Budget, reset_default_budget
+from shared.budget import Budget
 from shared.notify.sinks import Channel, LogCardSink
 from shared.settings import Settings, get_settings
 from shared.tracking.gateway import TrackingGateway
 
 __all__ = [
-    "App",
-    "AzureSeam",
     "azure_services",
     "build_app",
     "build_gateway",
     "default_channel",
-    "host_app",
-    "reset_host_app",
     "teams_channel",
-    "use_app",
-    "use_azure",
-    "utcnow",
 ]
 
 
@@ -49,11 +35,19 @@ def azure_services(settings: Settings, seam: AzureSeam | None = None) -> AzureSe
     return None
 
 
-def build_gateway(settings: Settings, *, azure: AzureServices | None = None) -> TrackingGateway:
+def build_gateway(
+    settings: Settings, *, azure: AzureServices | None = None, process_default: bool = True
+) -> TrackingGateway:
     """The MLflow gateway. For Azure ML (an `azureml://` URI, or a workspace's coordinates
     with no `MLFLOW_TRACKING_URI`) the app's credential must give a token first, within
     seconds (`CredentialUnavailable`, a configuration error, names what to set); MLflow's
-    `azureml://` client then uses that credential, never a chain of its own."""
+    `azureml://` client then uses that credential, never a chain of its own.
+
+    `process_default`: a workspace resolved from its coordinates also becomes MLflow's
+    process-wide tracking URI, as with one workspace always. An estate member's gateway
+    passes False: its artifact calls lend the process-wide URI only while they run
+    (`shared.tracking.process_uri`), so no member's URI outlives its own call.
+    """
     import os
 
     from shared.tracking.client_defaults import apply_client_defaults
@@ -66,12 +60,11 @@ def build_gateway(settings: Settings, *, azure: AzureServices | None = None) -> 
     services = azure or process_azure(settings)
     services.require_identity()
     uri = services.tracking_uri(settings)
-    if workspace_mode(settings):
+    if process_default and workspace_mode(settings):
         import mlflow
 
-        # azureml-mlflow's artifact repository finds its workspace through the *default*
-        # client (`MlflowClient()`), so the process's tracking URI must be the workspace's
-        # too (docs/azure.md); MLflow also exports it as MLFLOW_TRACKING_URI.
+        # The default client (`MlflowClient()`) is the workspace's, as before the estate
+        # (docs/azure.md); MLflow also exports it as MLFLOW_TRACKING_URI.
         mlflow.set_tracking_uri(uri)
     return MlflowGateway(uri)
 
@@ -139,52 +132,3 @@ def build_app(
         budget=budget,
         azure=services,
     )
-
-
-class _Host:
-    """The one App of a Functions worker process: one MLflow client, reused across invocations.
-
-    The worker may run invocations on several threads; the lock keeps it to one App.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._app: App | None = None
-
-    def get(self) -> App:
-        with self._lock:
-            if self._app is None:
-                self._app = build_app()
-            return self._app
-
-    def swap(self, app: App | None) -> App | None:
-        with self._lock:
-            previous, self._app = self._app, app
-            return previous
-
-
-_HOST = _Host()
-
-
-def host_app() -> App:
-    """The App every Functions trigger calls (built from the environment on first use)."""
-    return _HOST.get()
-
-
-@contextmanager
-def use_app(app: App) -> Iterator[App]:
-    """Run the Functions triggers with `app` (tests inject a gateway, a channel, a clock)."""
-    previous = _HOST.swap(app)
-    try:
-        yield app
-    finally:
-        _HOST.swap(previous)
-
-
-def reset_host_app() -> None:
-    """Forget the host's App and the settings and figures it was built from: the next
-    trigger rebuilds them from the environment as it is then."""
-    _HOST.swap(None)
-    get_settings.cache_clear()
-    reset_azure()
-    reset_default_budget()
