@@ -183,25 +183,31 @@ def medians(results: list[dict[str, Any]], skip_first: bool) -> dict[str, dict[s
     return out
 
 
+def install_deployed(requirements: Path, python: str, target: Path) -> None:
+    """`pip install --target` of the deployed requirements (what the Function App's package
+    holds: `mlflow-skinny`, not the full `mlflow` of the development environment)."""
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            "-r",
+            str(requirements),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
 def installed_size_mib(requirements: Path, python: str) -> float:
-    """`pip install --target` of the deployed requirements into an empty folder, measured."""
+    """The deployed requirements installed into an empty folder, measured."""
     with tempfile.TemporaryDirectory() as target:
-        subprocess.run(
-            [
-                python,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-                target,
-                "-r",
-                str(requirements),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        install_deployed(requirements, python, Path(target))
         total = sum(
             p.stat().st_size for p in Path(target).rglob("*") if p.is_file() and not p.is_symlink()
         )

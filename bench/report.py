@@ -119,11 +119,12 @@ def _events(events: dict[str, Any]) -> list[str]:
         "| start to first event handled s |",
         "|---|---:|---:|---:|",
     ]
-    for mode in ("lazy", "eager"):
+    labels = {"deployed": "lazy, deployed requirements only (mlflow-skinny)"}
+    for mode in ("lazy", "eager", "deployed"):
         cold = events.get(f"cold_{mode}")
         if cold:
             lines.append(
-                f"| {mode} | {cold['import_azure_functions']:.2f} "
+                f"| {labels.get(mode, mode)} | {cold['import_azure_functions']:.2f} "
                 f"| {cold['import_function_app']:.2f} | {cold['first_event_from_start']:.2f} |"
             )
     lines += ["", "Requests of one warm event, per endpoint:", ""]

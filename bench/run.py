@@ -153,14 +153,18 @@ def event_path(space: C.Workspace, latency: float, keep: Path) -> dict[str, Any]
     tree = space.tree
     driver = [sys.executable, str(C.BENCH / "events.py"), "drive"]
 
-    def run_driver(extra: list[str], file: Path, label: str) -> dict[str, Any]:
+    def run_driver(
+        extra: list[str], file: Path, label: str, packages: Path | None = None
+    ) -> dict[str, Any]:
+        # `packages`: only the deployed requirements importable (`-S`: no site-packages).
         with space.fresh_copy(label) as (uri, folder):
             with C.served(space, uri, folder, latency) as url:
                 env = C.base_env(url, "full", None)
-                env["PYTHONPATH"] = str(tree)
+                env["PYTHONPATH"] = str(tree) if packages is None else f"{packages}:{tree}"
                 out_file = keep / f"{label}.out"
                 with out_file.open("wb") as out, out_file.with_suffix(".err").open("wb") as err:
-                    command = [*driver, str(file), url, *extra]
+                    python = [sys.executable] if packages is None else [sys.executable, "-S"]
+                    command = [*python, *driver[1:], str(file), url, *extra]
                     subprocess.run(command, env=env, cwd=tree, check=True, stdout=out, stderr=err)
             result: dict[str, Any] = json.loads(out_file.read_text().strip().splitlines()[-1])
             # What the events changed: a promotion that registered nothing is not one.
@@ -210,6 +214,18 @@ def event_path(space: C.Workspace, latency: float, keep: Path) -> dict[str, Any]
             for key in ("import_azure_functions", "import_function_app", "first_event_from_start")
         }
         log(f"cold start {mode}: {out[f'cold_{mode}']}")
+    # The same, lazy, with only the deployed requirements importable (mlflow-skinny): what
+    # the Function App loads; the development environment's full mlflow imports more.
+    packages = keep / "deployed-packages"
+    shutil.rmtree(packages, ignore_errors=True)
+    E.install_deployed(tree / "requirements.txt", sys.executable, packages)
+    samples = [run_driver([], first, "cold_deployed", packages) for _ in range(3)]
+    shutil.rmtree(packages, ignore_errors=True)
+    out["cold_deployed"] = {
+        key: statistics.median(s[key] for s in samples)
+        for key in ("import_azure_functions", "import_function_app", "first_event_from_start")
+    }
+    log(f"cold start deployed: {out['cold_deployed']}")
     return out
 
 

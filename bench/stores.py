@@ -211,6 +211,14 @@ PRESENCE_ONLY = {"governance.deleted_at", "governance.deleted_reason"}
 # A deletion claim (`governance.deletion_claim.<sweep id>`) names the sweep that wrote it and
 # its deadline: another id in every run, and the floor (no sweep) has none. Not compared.
 CLAIM_PREFIX = "governance.deletion_claim."
+# The invocation that registered a version and when its card went out (who announces a
+# promotion: shared/engine/handlers/promotion.py): another id and moment in every run, and
+# neither the floor nor the baseline has an invocation. Not compared.
+INVOCATION_VERSION_TAGS = {
+    "governance.registered_by",
+    "governance.registered_until",
+    "governance.announced_at",
+}
 
 
 def end_state(uri: str) -> dict[str, Any]:
@@ -235,6 +243,7 @@ def end_state(uri: str) -> dict[str, Any]:
         version_tags = sorted(
             tuple(row)
             for row in c.execute(q("SELECT name, version, key, value FROM model_version_tags"))
+            if row[2] not in INVOCATION_VERSION_TAGS
         )
         aliases = sorted(
             tuple(row)
@@ -261,4 +270,5 @@ def differences(a: dict[str, Any], b: dict[str, Any], limit: int = 5) -> list[st
     for key in ("versions", "version_tags", "aliases"):
         if a[key] != b[key]:
             out.append(f"{key}: {a[key]} vs {b[key]}")
-    return out[:limit] + ([f"... {len(out) - limit} more"] if len(out) > limit else [])
+    shown = [line if len(line) <= 400 else line[:400] + " …" for line in out[:limit]]
+    return shown + ([f"... {len(out) - limit} more"] if len(out) > limit else [])

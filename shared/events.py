@@ -157,18 +157,24 @@ def parse_event(raw: object, index: int | None = None) -> RunEvent | IgnoredEven
     )
 
 
+def decode_events(text: str | bytes) -> object:
+    """The JSON document of an input of events (one, or an array), within the limits of
+    `shared.bounded`; `InvalidEvent` when it is not JSON or breaks a limit."""
+    try:
+        return loads_json(text)
+    except NotJson as exc:
+        raise InvalidEvent(None, f"input is {exc}") from None
+    except BoundedInputError as exc:
+        raise InvalidEvent(None, f"input refused: {exc}") from None
+
+
 def parse_events(text: str | bytes) -> tuple[list[RunEvent | IgnoredEvent], list[InvalidEvent]]:
     """One event or a JSON array of events; returns the valid ones and the rejected ones.
 
     Input that is not JSON at all, or breaks a limit of `shared.bounded` (size, nesting
     depth, encoding), raises `InvalidEvent` (there is no event to name).
     """
-    try:
-        document = loads_json(text)
-    except NotJson as exc:
-        raise InvalidEvent(None, f"input is {exc}") from None
-    except BoundedInputError as exc:
-        raise InvalidEvent(None, f"input refused: {exc}") from None
+    document = decode_events(text)
     items = document if isinstance(document, list) else [document]
     single = not isinstance(document, list)
     valid: list[RunEvent | IgnoredEvent] = []

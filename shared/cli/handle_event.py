@@ -2,6 +2,7 @@
 
 The input is one event or a JSON array, in the Event Grid or the CloudEvents schema. Valid
 events are handled even when others in the same input are malformed; those make the exit 2.
+Over several workspaces each event goes to the workspace it names (`shared.cli.estate_events`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from shared.bootstrap import several_workspaces
 from shared.bounded import MAX_JSON_BYTES, BoundedInputError, read_text
 from shared.cli.app import app_for
 from shared.cli.cards import add_card_flag, emit_interrupted, emit_with_cards
 from shared.cli.common import Command, add_report_flags, settings_for
+from shared.cli.estate_events import handle_over_estate
 from shared.errors import InvalidEvent, TrackingUnavailable
 
 
@@ -30,6 +33,8 @@ def _read(source: str) -> str | bytes:
 def run(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     text = _read(args.file)
+    if several_workspaces(settings):
+        return handle_over_estate(args, settings, text)
     app = app_for(args, settings)
     try:
         outcome = app.handle_events(text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -221,15 +221,13 @@ class MlflowRegistry:
             raise translate("delete_model_version", exc, None) from exc
 
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        # As for aliases: MLflow 3's `MlflowClient.set_model_version_tag` first reads the
+        # registered model (`_raise_if_prompt`, mlflow/tracking/client.py: one more request
+        # per tag); its registry client (mlflow/tracking/_model_registry/client.py) sets the
+        # tag alone, and the model here is one this tool registered versions of.
+        setter = self._registry_call("set_model_version_tag")
         for key, value in tags.items():
-            call(
-                "set_model_version_tag",
-                self._client.set_model_version_tag,
-                name,
-                version,
-                key,
-                value,
-            )
+            call("set_model_version_tag", setter, name, version, key, value)
 
     # -- aliases ------------------------------------------------------------------------
 
@@ -269,17 +267,22 @@ class MlflowRegistry:
     def model_versions(self, name: str) -> list[ModelVersion]:
         return sorted(self._versions_named(name), key=version_number)
 
+    def _registry_call(self, method: str) -> Callable[..., Any]:
+        """MLflow's registry client's `method` when the client is MLflow's own (no prompt
+        check first); the client's method otherwise (a test double, another client)."""
+        own = mlflows_own(self._client, method)
+        registry = getattr(self._client, "_get_registry_client", None) if own else None
+        found: Callable[..., Any] = getattr(registry() if registry else self._client, method)
+        return found
+
     def set_alias(self, name: str, alias: str, version: str) -> str:
         if not self._caps.aliases:
             return self._set_alias_tag(name, alias, version)
         # MLflow 3's `MlflowClient.set_registered_model_alias` first reads the model to refuse
         # a prompt (`_raise_if_prompt`: one more request); the registry client behind it
         # sets the alias alone, and the model here is one this tool registers versions of.
-        own = mlflows_own(self._client, "set_registered_model_alias")
-        registry = getattr(self._client, "_get_registry_client", None) if own else None
-        setter = registry().set_registered_model_alias if registry else None
         try:
-            (setter or self._client.set_registered_model_alias)(name, alias, version)
+            self._registry_call("set_registered_model_alias")(name, alias, version)
         except Exception as exc:
             if is_transient(exc) or error_code(exc) == "INVALID_PARAMETER_VALUE":
                 # MLflow refuses an invalid alias (`v1`, `latest`, `Champion!`) this way: that

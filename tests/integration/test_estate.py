@@ -486,3 +486,71 @@ def test_cli_check_prints_the_estate(workspaces, estate_env, capsys):
         (n, arm_id(n), "list") for n in NAMES
     ]
     assert (estate["scope"], estate["discovered"]) == (None, False)
+
+
+def event_file(tmp_path: Path, events: list[dict[str, object]]) -> str:
+    path = tmp_path / "events.json"
+    path.write_text(json.dumps(events), encoding="utf-8")
+    return str(path)
+
+
+def raw_event(ws: Workspace, run_id: str, topic: str | None = None) -> dict[str, object]:
+    event = run_event(
+        run_id, ws.experiment_id, str(ws.client.get_experiment(ws.experiment_id).name)
+    )
+    event["topic"] = topic or arm_id(ws.name)
+    return event
+
+
+def tagging_runs(workspaces, monkeypatch) -> dict[str, str]:
+    """Required tag `team` with a default; one untagged run in each workspace."""
+    monkeypatch.setenv("GOVERNANCE_REQUIRED_TAGS", "team")
+    monkeypatch.setenv("GOVERNANCE_TAG_DEFAULTS", '{"team": "core"}')
+    return {ws.name: make_run(ws.client, ws.experiment_id) for ws in members(workspaces)}
+
+
+def test_cli_handle_event_routes_each_event_to_its_workspace(
+    workspaces, estate_env, monkeypatch, tmp_path, capsys
+):
+    from shared.cli import main
+
+    runs = tagging_runs(workspaces, monkeypatch)
+    dev, prod = workspaces["mlw-dev"], workspaces["mlw-prod"]
+    events = [raw_event(prod, runs["mlw-prod"]), raw_event(dev, runs["mlw-dev"])]
+
+    code = main(["handle-event", event_file(tmp_path, events), "--json"])
+    report = json.loads(capsys.readouterr().out)
+
+    assert code == 0
+    tagged = {
+        ws.name: ws.client.get_run(runs[ws.name]).data.tags.get("team")
+        for ws in members(workspaces)
+    }
+    assert tagged == {"mlw-dev": "core", "mlw-test": None, "mlw-prod": "core"}
+    # prod's decisions first: workspaces in the order the input names them.
+    tag_runs = [d["run_id"] for d in report["decisions"] if d["action"] == "set-run-tags"]
+    assert tag_runs[0] == runs["mlw-prod"]
+    assert set(tag_runs) == {runs["mlw-prod"], runs["mlw-dev"]}
+
+
+def test_cli_handle_event_drops_an_event_outside_the_estate_and_exits_2(
+    workspaces, estate_env, monkeypatch, tmp_path, capsys
+):
+    from shared.cli import main
+
+    runs = tagging_runs(workspaces, monkeypatch)
+    dev, test_ws = workspaces["mlw-dev"], workspaces["mlw-test"]
+    stranger = raw_event(test_ws, runs["mlw-test"], topic=arm_id("mlw-stranger"))
+    events = [stranger, raw_event(dev, runs["mlw-dev"])]
+
+    code = main(["handle-event", event_file(tmp_path, events)])
+    err = capsys.readouterr().err
+
+    assert code == 2
+    assert f"event {stranger['id']} names workspace" in err
+    assert "mlw-stranger" in err
+    assert "not in the estate: dropped" in err
+    # The event for dev is handled; the stray one changed nothing anywhere.
+    assert dev.client.get_run(runs["mlw-dev"]).data.tags.get("team") == "core"
+    for ws in members(workspaces)[1:]:
+        assert "team" not in ws.client.get_run(runs[ws.name]).data.tags

@@ -152,3 +152,29 @@ def test_an_event_without_the_experiment_name_reads_the_experiment(
         "GET /api/2.0/mlflow/runs/get",
         "GET /api/2.0/mlflow/experiments/get",
     ]
+
+
+def test_the_announcement_mark_after_the_card_is_one_request(proxy, client, experiment) -> None:
+    """Through the App, card delivered: the 8 of the promotion, then one version tag
+    (`governance.announced_at`), never MLflow's prompt check (`registered-models/get`)."""
+    from shared.bootstrap import build_app
+    from shared.notify.sinks import Channel, MemoryCardSink
+
+    experiment_id, name = experiment
+    run_id = make_run(client, experiment_id, metrics={"auc": 0.9}, model=True, tags={"owner": "a"})
+    values = {"experiments": name, "promotion_metric": "auc", "promotion_threshold": "0.8"}
+    the_settings = settings(proxy.uri, **{**values, "required_tags": "owner"})
+    sink = MemoryCardSink()
+    app = build_app(the_settings, gateway=MlflowGateway(proxy.uri), channel=Channel(sink, "memory"))
+    proxy.requests.clear()
+
+    outcome = app.handle_events(run_event(run_id, experiment_id, name))
+
+    assert outcomes(outcome.report)["promote-to-registry"] == "applied", outcome.report.records
+    assert outcome.delivered
+    assert sink.messages
+    version = client.get_model_version_by_alias(name, "champion")
+    assert "governance.announced_at" in version.tags
+    assert not any("registered-models/get" in r for r in proxy.requests), proxy.requests
+    assert proxy.requests[-1].endswith("/model-versions/set-tag"), proxy.requests
+    assert len(proxy.requests) <= 9, "\n".join(proxy.requests)
