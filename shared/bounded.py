@@ -144,5 +144,11 @@ def loads_yaml(text: str, *, max_bytes: int = MAX_YAML_BYTES) -> Any:
         raise BoundedInputError(f"not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise BoundedInputError(f"nested deeper than {MAX_DEPTH} levels") from None
+    except BoundedInputError:
+        raise
+    except (ValueError, OverflowError) as exc:
+        # A scalar the safe constructors match but cannot convert: PyYAML's int resolver
+        # takes `0x_` for hexadecimal, then `int("", 16)` fails (yaml/constructor.py).
+        raise BoundedInputError(f"not valid YAML: a value that cannot be read ({exc})") from None
     finally:
         loader.dispose()

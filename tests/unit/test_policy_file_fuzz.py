@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shared.bootstrap import build_app
@@ -61,6 +61,8 @@ def test_any_structured_policy_file_loads_or_is_refused_by_name(document: Any) -
 
 @FUZZ
 @given(st.text(alphabet="overrides:experiments-*[]{}&*<>!| \n'\"0.5auc_", max_size=160))
+@example("0x_")  # PyYAML resolves it as hexadecimal, then cannot convert it (ValueError)
+@example("overrides: [{experiments: '*', promotion_threshold: 0x_}]")
 def test_any_text_loads_or_is_refused_by_name(text: str) -> None:
     _load(text)
 
