@@ -13,8 +13,8 @@ from shared import tags as T
 from shared.tracking.capabilities import Capabilities
 from shared.tracking.mlflow_gateway import MlflowGateway
 from shared.usecases.sweep import sweep
-from tests.integration.test_event_budget import CountingProxy
-from tests.integration.test_event_budget import proxy as proxy
+from tests.counting_proxy import CountingProxy
+from tests.counting_proxy import proxy as proxy
 from tests.support import make_run, settings
 
 RUNS = 6
