@@ -63,6 +63,7 @@ class Measured:
     proxy: dict[str, Any]
     output: Path
     end_state: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # user and system, the contender's process alone
 
     @property
     def requests(self) -> int:
@@ -98,20 +99,23 @@ _, status, usage = os.wait4(child.pid, 0)
 elapsed = time.perf_counter() - started
 with open(sys.argv[1], "w") as out:
     code = os.waitstatus_to_exitcode(status)
-    json.dump({"seconds": elapsed, "code": code, "maxrss_kib": usage.ru_maxrss}, out)
+    cpu = usage.ru_utime + usage.ru_stime
+    json.dump({"seconds": elapsed, "code": code, "maxrss_kib": usage.ru_maxrss, "cpu": cpu}, out)
 """
 
 
 def spawn(
     command: list[str], env: dict[str, str], out: Path, cwd: Path = ROOT
-) -> tuple[float, int, float]:
-    """Run a child to completion: (seconds, exit code, peak RSS MiB of that child alone)."""
+) -> tuple[float, int, float, float]:
+    """Run a child to completion: (seconds, exit code, peak RSS MiB, CPU seconds (user and
+    system) of that child alone)."""
     result = out.with_suffix(".rusage")
     with out.open("wb") as stdout, out.with_suffix(".err").open("wb") as stderr:
         launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(result), *command]
         subprocess.run(launcher, stdout=stdout, stderr=stderr, env=env, cwd=cwd, check=True)
     measured = json.loads(result.read_text())
-    return measured["seconds"], measured["code"], measured["maxrss_kib"] / 1024  # KiB on Linux
+    rss = measured["maxrss_kib"] / 1024  # KiB on Linux
+    return measured["seconds"], measured["code"], rss, measured["cpu"]
 
 
 @contextlib.contextmanager
@@ -226,10 +230,10 @@ def run_contender(
             env = base_env(proxied, scenario, concurrency)
             env["PYTHONPATH"] = str(space.tree)
             command = command_for(contender, scenario, concurrency, mlgov_report)
-            seconds, code, rss = spawn(command, env, kept, cwd=space.tree)
+            seconds, code, rss, cpu = spawn(command, env, kept, cwd=space.tree)
             stats = proxy_call(proxied)
         if code != 0:  # kept for a look at what went wrong
             for name in ("server.log", "proxy.log"):
                 shutil.copyfile(folder / name, keep / f"{label}.{name}")
         state = stores.end_state(uri)
-    return Measured(contender, seconds, code, rss, stats, kept, state)
+    return Measured(contender, seconds, code, rss, stats, kept, state, cpu)

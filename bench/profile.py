@@ -5,7 +5,9 @@
 
 pyinstrument (the default) samples the main thread by wall clock, so the time the sweep waits
 on its pool or on a response shows where it is spent; py-spy (`--idle`, every thread) shows
-the pool's workers too. The profile, mlgov's report and the proxy's counts go to `--out`.
+the pool's workers too; `--tool py-spy-cpu` samples only what is on the CPU, every thread,
+as collapsed stacks (where the sweep's own CPU time goes). The profile, mlgov's report and the
+proxy's counts go to `--out`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--backend", default="postgresql", choices=["sqlite", "postgresql"])
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--ref", default=None, help="profile mlgov as committed at this git ref")
-    parser.add_argument("--tool", default="pyinstrument", choices=["pyinstrument", "py-spy"])
+    tools = ["pyinstrument", "py-spy", "py-spy-cpu"]
+    parser.add_argument("--tool", default="pyinstrument", choices=tools)
     parser.add_argument("--out", type=Path, default=C.BENCH / "raw" / "profile")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()  # the sweep runs in the tree under test
@@ -63,13 +66,19 @@ def main(argv: list[str]) -> None:
                     profile = args.out / f"{stem}.txt"
                     command = [str(bin_dir / "pyinstrument"), "-r", "text", "--no-color"]
                     command += ["-o", str(profile), "-c", *sweep]
+                elif args.tool == "py-spy-cpu":
+                    # On-CPU samples only (no --idle), every thread, as collapsed stacks: where
+                    # the process spends its CPU, not where it waits.
+                    profile = args.out / f"{stem}.collapsed.txt"
+                    command = [str(bin_dir / "py-spy"), "record", "-r", "200", "-f", "raw"]
+                    command += ["-o", str(profile), "--", sys.executable, "-c", *sweep]
                 else:
                     profile = args.out / f"{stem}.speedscope.json"
                     command = [str(bin_dir / "py-spy"), "record", "--idle", "-r", "200"]
                     command += ["-f", "speedscope", "-o", str(profile), "--"]
                     command += [sys.executable, "-c", *sweep]
                 started = time.perf_counter()
-                seconds, code, rss = C.spawn(command, env, args.out / f"{stem}.out", cwd=tree)
+                seconds, code, rss, _ = C.spawn(command, env, args.out / f"{stem}.out", cwd=tree)
                 stats = C.proxy_call(url)
             summary = {
                 "seconds": round(seconds, 2),

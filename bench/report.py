@@ -26,8 +26,8 @@ def _time(row: dict[str, Any]) -> str:
 def _sweep_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| scenario | latency | contender | time s | requests | MB read | MB sent "
-        "| peak RSS MiB | same end state |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|",
+        "| CPU s | peak RSS MiB | same end state |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         same = "yes" if row["same_end_state"] else "**no**: " + "; ".join(row["differences"][:2])
@@ -36,9 +36,14 @@ def _sweep_table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {row['scenario']} | {row['latency_ms']:g} ms | {row['contender']} | {_time(row)} | "
             f"{row['requests']:,} | {_mb(row['bytes_read'])} | {_mb(row['bytes_sent'])} | "
-            f"{row['peak_rss_mib']:.0f} | {same} |"
+            f"{_cpu(row)} | {row['peak_rss_mib']:.0f} | {same} |"
         )
     return lines
+
+
+def _cpu(row: dict[str, Any]) -> str:
+    # Rows measured before CPU time was recorded have none.
+    return f"{row['cpu_seconds']:.1f}" if "cpu_seconds" in row else ""
 
 
 def _ratios(rows: list[dict[str, Any]]) -> list[str]:

@@ -136,6 +136,7 @@ def _row(
         "bytes_sent": median_run.proxy["bytes_sent"],
         "max_in_flight": median_run.proxy["max_in_flight"],
         "peak_rss_mib": max(m.peak_rss_mib for m in runs),
+        "cpu_seconds": round(median_run.cpu_seconds, 2),
         "exit_codes": sorted({m.exit_code for m in runs}),
         "same_end_state": all(not d for d in diffs),
         "differences": next((d for d in diffs if d), []),
@@ -194,7 +195,7 @@ def event_path(space: C.Workspace, latency: float, keep: Path) -> dict[str, Any]
             one.write_text(json.dumps(raw))
             C.proxy_call(proxied, "reset", "POST")
             command = [sys.executable, "-c", C.MLGOV, "handle-event", str(one), "--json"]
-            seconds, code, _ = C.spawn(command, env, keep / f"event-{index}.out", cwd=tree)
+            seconds, code, _, _ = C.spawn(command, env, keep / f"event-{index}.out", cwd=tree)
             stats = C.proxy_call(proxied)
             if code != 0:
                 log(f"handle-event {kind} exited {code}: see {keep / f'event-{index}.err'}")

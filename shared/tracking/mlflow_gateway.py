@@ -17,6 +17,7 @@ from shared.tracking.derived import ChildReads
 from shared.tracking.gateway import Champion, ModelSource, RunQuery
 from shared.tracking.links import run_url
 from shared.tracking.registry import MlflowRegistry
+from shared.tracking.request_headers import settle_databricks_headers
 from shared.tracking.runs import MlflowRuns
 
 __all__ = ["PAGE_SIZE", "MlflowGateway", "run_url"]
@@ -48,6 +49,7 @@ class MlflowGateway(ChildReads):
         # (a stand-in client that never loaded MLflow does not load it here).
         if client is None or "mlflow" in sys.modules:
             install_into_mlflow()
+            settle_databricks_headers()  # not probed again on every request
         if client is None:
             from mlflow import MlflowClient
 
