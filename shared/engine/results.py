@@ -26,11 +26,16 @@ APPLIED = Result()
 
 @dataclass(frozen=True, slots=True)
 class Registered(Result):
-    """The run's model version now carries the alias (`alias_set_as` says how)."""
+    """The run's model version now carries the alias (`alias_set_as` says how).
+
+    `run_tagged`: the run carries `governance.promoted_to` (written by this invocation), so no
+    later invocation promotes it again; its card then needs no mark on the version.
+    """
 
     version: str = ""
     alias_set_as: str = "alias"
     source: str = ""
+    run_tagged: bool = False
 
     def json_details(self) -> dict[str, str]:
         return {"version": self.version, "alias_set_as": self.alias_set_as, "source": self.source}

@@ -3,9 +3,10 @@
 The outcome of delivery goes to `report.notifications` (the channel label is masked); it never
 changes a governance record. Once a card is delivered, each run whose failure notice it
 carried is tagged `governance.failure_notified_at` (`mark_notified`), so a replayed event does
-not alert twice while a failed delivery leaves the run unmarked for the next attempt. Each
-promoted version the card announced is tagged `governance.announced_at` (`mark_announced`):
-an invocation that later converges on that version does not announce it again.
+not alert twice while a failed delivery leaves the run unmarked for the next attempt. A
+promoted version the card announced whose run could not be tagged `governance.promoted_to`
+is tagged `governance.announced_at` (`mark_announced`): an invocation that later converges
+on that version does not announce it again.
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ def mark_announced(
     *,
     clock: Callable[[], datetime] = _utcnow,
 ) -> None:
-    """Tag each version whose promotion the delivered card announced `governance.announced_at`.
+    """Tag `governance.announced_at` on each version whose promotion the delivered card
+    announced and whose run is not tagged `governance.promoted_to` (see below).
 
     A bookkeeping mark, logged rather than reported (the promotion's record says what was
     done). Unmarked (the server went away, the card failed), an invocation that takes the
@@ -191,11 +193,17 @@ def mark_announced(
     announced_at = clock().isoformat()
     for record in report.records:
         action, result = record.decision, record.result
-        if not (
-            record.outcome == "applied"
-            and isinstance(action, RegisterModelVersion)
-            and isinstance(result, Registered)
+        if (
+            not (
+                record.outcome == "applied"
+                and isinstance(action, RegisterModelVersion)
+                and isinstance(result, Registered)
+            )
+            or result.run_tagged
         ):
+            # A run tagged `governance.promoted_to` is not decided again, so its version is
+            # never taken over: the mark would be one request for nothing. It is written only
+            # when the run could not be tagged (the invocation failed after the alias moved).
             continue
         mark = SetVersionTags(
             policy=action.policy,

@@ -101,9 +101,13 @@ def test_an_event_without_the_experiment_name_reads_the_experiment(
     ]
 
 
-def test_the_announcement_mark_after_the_card_is_one_request(proxy, client, experiment) -> None:
-    """Through the App, card delivered: the 8 of the promotion, then one version tag
-    (`governance.announced_at`), never MLflow's prompt check (`registered-models/get`)."""
+def test_a_promotion_whose_card_is_delivered_stays_within_8_requests(
+    proxy, client, experiment
+) -> None:
+    """Through the App, card delivered: the 8 of the promotion and nothing after the card.
+    The run's `governance.promoted_to` (in its one `log-batch`) records the promotion, so the
+    version gets no `governance.announced_at` mark; never MLflow's prompt check
+    (`registered-models/get`)."""
     from shared.bootstrap import build_app
     from shared.notify.sinks import Channel, MemoryCardSink
 
@@ -121,7 +125,9 @@ def test_the_announcement_mark_after_the_card_is_one_request(proxy, client, expe
     assert outcome.delivered
     assert sink.messages
     version = client.get_model_version_by_alias(name, "champion")
-    assert "governance.announced_at" in version.tags
+    assert client.get_run(run_id).data.tags["governance.promoted_to"] == f"{name}:{version.version}"
+    assert "governance.announced_at" not in version.tags
     assert not any("registered-models/get" in r for r in proxy.requests), proxy.requests
-    assert proxy.requests[-1].endswith("/model-versions/set-tag"), proxy.requests
-    assert len(proxy.requests) <= 9, "\n".join(proxy.requests)
+    assert not any(r.endswith("/model-versions/set-tag") for r in proxy.requests), proxy.requests
+    assert proxy.requests[-1].endswith("/runs/log-batch"), proxy.requests
+    assert len(proxy.requests) <= 8, "\n".join(proxy.requests)

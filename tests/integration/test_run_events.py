@@ -300,12 +300,10 @@ def test_cli_run_completed_twice_leaves_exactly_one_champion_version(
     assert [d["reason"] for d in again["decisions"]] == [f"already promoted to {name}:1"]
     (version,) = client.search_model_versions(f"name = '{name}'")
     assert client.get_model_version(name, version.version).aliases == ["champion"]
-    # The owner's tags, and the mark that its promotion was announced (the card went out).
+    # The owner's tags; no announcement mark, as the run is tagged `governance.promoted_to`.
     bookkeeping = ("governance.registered_by", "governance.registered_until")
-    assert all(version.tags.get(k) for k in (*bookkeeping, "governance.announced_at"))
-    assert {
-        k: v for k, v in version.tags.items() if k not in (*bookkeeping, "governance.announced_at")
-    } == {
+    assert all(version.tags.get(k) for k in bookkeeping)
+    assert {k: v for k, v in version.tags.items() if k not in bookkeeping} == {
         "governance.source_run_id": run_id,
         "governance.metric": "auc_roc",
         "governance.metric_value": "0.91",

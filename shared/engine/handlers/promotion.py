@@ -12,11 +12,14 @@ Who announces is decided in the registry: each version carries the invocation th
 it (`governance.registered_by`, `governance.registered_until`). The owner of the surviving
 version promotes and announces; another invocation that converges on it leaves it to its owner
 while the owner may still run, and takes over only once the owner has ended without the
-promotion being announced (`governance.announced_at`, written after delivery).
+promotion being announced. The run's `governance.promoted_to` says so once written (a run
+carrying it is never decided again); only when that write failed is the version marked
+`governance.announced_at` after the card is delivered (`shared.usecases.notifications`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from shared import tags as T
@@ -190,4 +193,8 @@ def register_model_version(gateway: TrackingGateway, action: RegisterModelVersio
                 # by this failing invocation; the retry finds it and only tags the run.
                 exc.applied = result
             raise
+    if promoted_to and isinstance(result, Registered):
+        # The run says it is promoted: no later invocation decides it again (the policy's
+        # precheck), so none can take its version over and announce it twice.
+        return replace(result, run_tagged=True)
     return result
