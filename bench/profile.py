@@ -70,7 +70,7 @@ def main(argv: list[str]) -> None:
                     # On-CPU samples only (no --idle), every thread, as collapsed stacks: where
                     # the process spends its CPU, not where it waits.
                     profile = args.out / f"{stem}.collapsed.txt"
-                    command = [str(bin_dir / "py-spy"), "record", "-r", "200", "-f", "raw"]
+                    command = [str(bin_dir / "py-spy"), "record", "--gil", "-r", "200", "-f", "raw"]
                     command += ["-o", str(profile), "--", sys.executable, "-c", *sweep]
                 else:
                     profile = args.out / f"{stem}.speedscope.json"

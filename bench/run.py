@@ -99,6 +99,8 @@ def sweep_matrix(
                     done = runs[contender]
                     if done and done[0].seconds > SINGLE_RUN_OVER_S:
                         continue
+                    if contender == "baseline" and len(done) >= args.baseline_reps:
+                        continue
                     report = keep / f"mlgov_{scenario}_{int(latency)}.out"
                     given = concurrency if explicit or contender == "floor" else None
                     measured = C.run_contender(
@@ -296,6 +298,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--scenarios", type=lambda t: t.split(","), default=list(C.SCENARIOS))
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--baseline-reps",
+        type=int,
+        default=None,
+        help="runs of the baseline (default: --reps); each row says how many it took",
+    )
     parser.add_argument("--backend", default="postgresql", choices=["sqlite", "postgresql"])
     parser.add_argument(
         "--workers", type=int, default=4, help="mlflow server workers (its default)"
@@ -328,7 +336,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--results", type=Path, default=C.BENCH / "RESULTS.md")
     parser.add_argument("--raw", type=Path, default=C.BENCH / "raw")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.baseline_reps is None:
+        args.baseline_reps = args.reps
+    return args
 
 
 def main(argv: list[str]) -> None:

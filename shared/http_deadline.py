@@ -76,7 +76,10 @@ class _Watchdog:
                     target=self._run, name="mlgov-http-deadline", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0] is alarm:
+                # Woken only for a new earliest alarm: it sleeps until the earliest anyway,
+                # and most requests' deadlines come after those already armed.
+                self._cond.notify()
         return alarm
 
     def _run(self) -> None:
