@@ -111,7 +111,14 @@ class Executor:
             return Record(action, "failed", action.reason)
         if self.dry_run:
             return self._keep(Record(action, "planned", action.reason))
-        return self._record(action, self._attempt(action, self._whole(action)))
+        return self.record(action, self._attempt(action, self._whole(action)))
+
+    def step(self, action: Action, fn: Callable[[], _S]) -> _S | Record:
+        """`fn()`, one step of `action` (a stage of a staged handler), as `apply_one` runs a
+        whole action: within the invocation, throttled, a throttled step retried as the whole
+        action (its handler, which reads afresh); its answer, or the record of its failure.
+        Only `TrackingUnavailable` propagates. `record` makes the record of what it answers."""
+        return self._attempt(action, fn, self._whole(action))
 
     def _whole(self, action: Action) -> Callable[[], Result]:
         """The action applied by its handler, as one step."""
@@ -127,7 +134,7 @@ class Executor:
         or the record of its failure. Only `TrackingUnavailable` propagates."""
         try:
             with running(self.invocation):
-                return self._throttled(step, again)
+                return self.paced(step, again)
         except TrackingUnavailable as exc:
             # The handler may have completed its change before the server went away (the
             # alias moved, then tagging the run failed): that change is reported all the same.
@@ -147,8 +154,9 @@ class Executor:
             )
             return Record(action, "failed", f"{action.reason}; failed: {type(exc).__name__}: {exc}")
 
-    def _record(self, action: Action, ended: Result | Record) -> Record:
-        """The record of an action that ended (`_attempt`'s answer), journaled when done."""
+    def record(self, action: Action, ended: Result | Record) -> Record:
+        """The record of an action that ended (a result, or the record of its failure from
+        `step`), journaled when done."""
         if isinstance(ended, Record):
             return ended
         return self._keep(Record(action, ended.outcome, ended.reason or action.reason, ended))
@@ -159,7 +167,7 @@ class Executor:
                 self.journal.append(record)
         return record
 
-    def _throttled(self, fn: Callable[[], _R], again: Callable[[], _R] | None = None) -> _R:
+    def paced(self, fn: Callable[[], _R], again: Callable[[], _R] | None = None) -> _R:
         """`fn()`, tried again after a shared pause while the server answers 429: as `again()`
         when given (a stage retried as the whole action), else as `fn()` (the handlers are
         idempotent, so a retry finishes what the first try began)."""
@@ -214,7 +222,7 @@ class _Stages:
     def _read(self, actions: Sequence[Action]) -> Mapping[str, Run]:
         """One read of the runs of `actions`; when it fails, each is read in its stage."""
         try:
-            return self.executor._throttled(lambda: self.staged.read(self.gateway, actions))
+            return self.executor.paced(lambda: self.staged.read(self.gateway, actions))
         except TrackingUnavailable:
             raise
         except TrackingError as exc:
@@ -229,12 +237,12 @@ class _Stages:
             with self._lock:
                 self.begun.append(index)
         else:
-            self.records[index] = self.executor._record(self.actions[index], ended)
+            self.records[index] = self.executor.record(self.actions[index], ended)
 
     def _end(self, index: int) -> None:
         with self._lock:
             self.ending.add(index)
-        self.records[index] = self.executor._record(
+        self.records[index] = self.executor.record(
             self.actions[index], self._stage(index, self.staged.end)
         )
 
@@ -243,11 +251,9 @@ class _Stages:
     ) -> _S | Record:
         """One stage of one action on the run last read; a throttled stage is tried again
         as the whole action (its handler), which reads afresh."""
-        action, executor = self.actions[index], self.executor
+        action = self.actions[index]
         run = self.runs.get(action.target.run_id)
-        return executor._attempt(
-            action, lambda: step(self.gateway, action, run), executor._whole(action)
-        )
+        return self.executor.step(action, lambda: step(self.gateway, action, run))
 
     def _abandon(self, actions: Sequence[Action]) -> None:
         """Take back what was begun for actions that will not end, as their handler would have

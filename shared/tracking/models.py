@@ -33,10 +33,16 @@ class Extras:
     model_ids: tuple[str, ...]
 
 
+# Runs whose extras are kept: as many as the sweep keeps whole for its catch-up (`HEARD_MAX`
+# in shared/usecases/sweep.py), so that a candidate it kept is not read again for its model;
+# ~200 bytes each (an artifact URI, a few model ids).
+EXTRAS_KEPT = 5_000
+
+
 class RunExtras:
     """The extras of the runs read lately, bounded (a sweep reads thousands of runs)."""
 
-    def __init__(self, keep: int = 512) -> None:
+    def __init__(self, keep: int = EXTRAS_KEPT) -> None:
         self._keep = keep
         self._lock = Lock()
         self._by_run: OrderedDict[str, Extras] = OrderedDict()
@@ -52,6 +58,10 @@ class RunExtras:
             self._by_run.move_to_end(raw.info.run_id)
             while len(self._by_run) > self._keep:
                 self._by_run.popitem(last=False)
+
+    @property
+    def keep(self) -> int:
+        return self._keep
 
     def get(self, run_id: str) -> Extras | None:
         with self._lock:

@@ -304,3 +304,26 @@ def test_the_guard_counts_everything_before_any_deletion_either_way(refusing: bo
     (guard,) = [r for r in report.records if isinstance(r.decision, GuardNotice)]
     assert "10 runs qualify" in guard.reason
     assert len(gateway.walks) == (1 if refusing else 0)
+
+
+def test_the_extras_of_every_run_the_sweep_keeps_heard_stay_known() -> None:
+    """A catch-up candidate the cleanup walk kept (up to `HEARD_MAX`) still has its artifact
+    root and model ids, so looking for its model reads nothing again."""
+    from types import SimpleNamespace
+
+    from shared.tracking.models import RunExtras
+    from shared.usecases.sweep import HEARD_MAX
+
+    def raw(i: int) -> SimpleNamespace:
+        info = SimpleNamespace(run_id=f"r{i}", artifact_uri=f"mlflow-artifacts:/1/r{i}/artifacts")
+        return SimpleNamespace(info=info, outputs=None)
+
+    extras = RunExtras()
+    for i in range(HEARD_MAX):
+        extras.remember(raw(i))
+    first = extras.get("r0")
+    assert first is not None
+    assert first.artifact_uri == "mlflow-artifacts:/1/r0/artifacts"
+    for i in range(HEARD_MAX, extras.keep + 1):
+        extras.remember(raw(i))
+    assert extras.get("r0") is None  # still bounded: the oldest goes first
