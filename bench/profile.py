@@ -5,9 +5,9 @@
 
 pyinstrument (the default) samples the main thread by wall clock, so the time the sweep waits
 on its pool or on a response shows where it is spent; py-spy (`--idle`, every thread) shows
-the pool's workers too; `--tool py-spy-cpu` samples only what is on the CPU, every thread,
-as collapsed stacks (where the sweep's own CPU time goes). The profile, mlgov's report and the
-proxy's counts go to `--out`.
+the pool's workers too; `--tool py-spy-cpu` samples only the thread holding the GIL
+(`--gil`), as collapsed stacks: where the sweep's own Python CPU time goes. The profile,
+mlgov's report and the proxy's counts go to `--out`.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def main(argv: list[str]) -> None:
                     command = [str(bin_dir / "pyinstrument"), "-r", "text", "--no-color"]
                     command += ["-o", str(profile), "-c", *sweep]
                 elif args.tool == "py-spy-cpu":
-                    # On-CPU samples only (no --idle), every thread, as collapsed stacks: where
-                    # the process spends its CPU, not where it waits.
+                    # Only the thread holding the GIL (`--gil`), as collapsed stacks: where the
+                    # process spends its Python CPU time, not where it waits.
                     profile = args.out / f"{stem}.collapsed.txt"
                     command = [str(bin_dir / "py-spy"), "record", "--gil", "-r", "200", "-f", "raw"]
                     command += ["-o", str(profile), "--", sys.executable, "-c", *sweep]

@@ -36,14 +36,9 @@ def _sweep_table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {row['scenario']} | {row['latency_ms']:g} ms | {row['contender']} | {_time(row)} | "
             f"{row['requests']:,} | {_mb(row['bytes_read'])} | {_mb(row['bytes_sent'])} | "
-            f"{_cpu(row)} | {row['peak_rss_mib']:.0f} | {same} |"
+            f"{row['cpu_seconds']:.1f} | {row['peak_rss_mib']:.0f} | {same} |"
         )
     return lines
-
-
-def _cpu(row: dict[str, Any]) -> str:
-    # Rows measured before CPU time was recorded have none.
-    return f"{row['cpu_seconds']:.1f}" if "cpu_seconds" in row else ""
 
 
 def _ratios(rows: list[dict[str, Any]]) -> list[str]:

@@ -29,8 +29,6 @@ _LOCK = threading.Lock()
 class _NotDatabricks:
     """Stands for MLflow's Databricks provider in a process that is not on Databricks."""
 
-    settled = True
-
     def in_context(self) -> bool:
         return False
 
