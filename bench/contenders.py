@@ -156,10 +156,16 @@ MLGOV = "import sys; from shared.cli import main; sys.exit(main())"
 
 
 def command_for(
-    contender: str, scenario: str, concurrency: int, mlgov_report: Path | None
+    contender: str,
+    scenario: str,
+    concurrency: int,
+    mlgov_report: Path | None,
+    packages: Path | None = None,
 ) -> list[str]:
     if contender == "mlgov":
-        return [sys.executable, "-c", MLGOV, "sweep", "--json"]
+        # `-S`: no site-packages, only `packages` and the tree on PYTHONPATH (`run_contender`).
+        python = [sys.executable] if packages is None else [sys.executable, "-S"]
+        return [*python, "-c", MLGOV, "sweep", "--json"]
     if contender == "baseline":
         return [sys.executable, str(BENCH / "baseline.py"), scenario]
     if contender == "floor":
@@ -184,6 +190,9 @@ class Workspace:
     work: Path
     workers: int
     tree: Path = ROOT  # the mlgov source tree under test
+    # The deployed requirements alone (`pip install --target`), for mlgov as the Function App
+    # runs it; None: mlgov runs in this development environment (its full `mlflow`).
+    packages: Path | None = None
     counter: int = 0
 
     @contextlib.contextmanager
@@ -228,8 +237,9 @@ def run_contender(
     with space.fresh_copy(label) as (uri, folder):
         with served(space, uri, folder, latency_ms) as proxied:
             env = base_env(proxied, scenario, concurrency)
-            env["PYTHONPATH"] = str(space.tree)
-            command = command_for(contender, scenario, concurrency, mlgov_report)
+            packages = space.packages if contender == "mlgov" else None
+            env["PYTHONPATH"] = str(space.tree) if packages is None else f"{packages}:{space.tree}"
+            command = command_for(contender, scenario, concurrency, mlgov_report, packages)
             seconds, code, rss, cpu = spawn(command, env, kept, cwd=space.tree)
             stats = proxy_call(proxied)
         if code != 0:  # kept for a look at what went wrong

@@ -149,6 +149,13 @@ def section(result: dict[str, Any]) -> str:
         f"- Date: {result['date']}; command: `{result['command']}`; mlgov: {result['tree']}",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
         f"MLflow {m['mlflow']}; load average at start {load}, at end {after}",
+        (
+            "- mlgov's sweep: only the deployed `requirements.txt` importable (`python -S`, "
+            "mlflow-skinny), as the Function App runs it; the baseline and the floor in the "
+            "development environment"
+            if result.get("mlgov_env", "development") == "deployed"
+            else "- mlgov's sweep: in the development environment (full `mlflow`, pandas)"
+        ),
         f"- Server: `mlflow server`, {result['workers']} workers, {result['backend']} store; "
         f"concurrency {result['concurrency']} "
         f"({how})",

@@ -12,7 +12,8 @@ their records in the order given. A throttled server (429) pauses every worker (
 Actions of a type with a staged handler (`handlers.table.STAGED`: deletions) are applied by
 `apply_all` a stage at a time over all of them: one read of every run, the first stage of
 each on the pool, one read again of the runs begun, the last stage of each on the pool. A
-level of N deletions then costs two searches and 2N writes, not 2N reads more.
+level of N deletions then costs two reads (each of N / 200 searches, sent at once) and 2N
+writes, not 2N reads more.
 
 Every record of a change applied (or planned) is also kept in `journal`, so that when the
 server goes away halfway, the use case can still report everything done before
@@ -37,7 +38,7 @@ from shared.engine.results import Result
 from shared.engine.throttle import Throttle, throttled
 from shared.errors import GovernanceError, TrackingError, TrackingUnavailable
 from shared.model import Run
-from shared.tracking.gateway import TrackingGateway
+from shared.tracking.gateway import TrackingGateway, in_parts
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,15 @@ class _Stages:
         return records
 
     def _read(self, actions: Sequence[Action]) -> Mapping[str, Run]:
+        """The runs of `actions`, read in parts of `RUN_IDS_PER_SEARCH` ids (one search each)
+        on the pool, so a level of thousands waits for one round trip, not one per part."""
+        ordered = sorted(actions, key=lambda action: action.target.run_id)
+        found: dict[str, Run] = {}
+        for part in self.executor.map(self._read_part, in_parts(ordered)):
+            found.update(part)
+        return found
+
+    def _read_part(self, actions: Sequence[Action]) -> Mapping[str, Run]:
         """One read of the runs of `actions`; when it fails, each is read in its stage."""
         try:
             return self.executor.paced(lambda: self.staged.read(self.gateway, actions))

@@ -5,9 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from shared.model import Experiment, ModelVersion, Run
+
+_P = TypeVar("_P")
+
+# Run ids one search asks for (`RunQuery.run_ids`): a gateway sends at most this many in one
+# request (the MLflow adapter's `attributes.run_id IN (...)`: one page of candidates, well under
+# SQLite's bound variables, 32766 since 3.32, on the server's side), so a caller holding more
+# reads them in parts of this size, which can go out at once.
+RUN_IDS_PER_SEARCH = 200
+
+
+def in_parts(items: Sequence[_P]) -> list[Sequence[_P]]:
+    """`items` cut into parts of `RUN_IDS_PER_SEARCH`, in their order."""
+    size = RUN_IDS_PER_SEARCH
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 @dataclass(frozen=True, slots=True)

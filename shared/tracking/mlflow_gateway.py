@@ -20,17 +20,22 @@ from shared.tracking.registry import MlflowRegistry
 from shared.tracking.request_headers import settle_databricks_headers
 from shared.tracking.runs import MlflowRuns
 
-__all__ = ["PAGE_SIZE", "MlflowGateway", "run_url"]
+__all__ = ["PAGE_SIZE", "RUN_PAGE_SIZE", "MlflowGateway", "run_url"]
 
-# Well under MLflow's page limits (mlflow/store/tracking/__init__.py: 50000 runs a page):
-# one page stays small in memory while a sweep of thousands of runs takes few round trips.
+# Experiments, versions and LoggedModels a page: well under MLflow's page limits.
 PAGE_SIZE = 200
+# Runs a page: `MlflowClient.search_runs`'s own default (`SEARCH_MAX_RESULTS_DEFAULT`, 1000;
+# the limit is 50000, mlflow/store/tracking/__init__.py), so any server MLflow's client
+# works with takes it. A page of 1000 runs is a few MB; a sweep of 100,000 runs walks its
+# 1,000 failed ones in one or two requests, not six.
+RUN_PAGE_SIZE = 1000
 
 
 class MlflowGateway(ChildReads):
     """`TrackingGateway` over `MlflowClient` (built here only when no `client` is given).
 
-    `page_size` is injectable so tests cross page boundaries without thousands of runs;
+    `page_size` (runs too, else `RUN_PAGE_SIZE`) is injectable so tests cross page
+    boundaries without thousands of runs;
     `capabilities` may say up front what this server refuses (else it is learned).
     """
 
@@ -57,7 +62,9 @@ class MlflowGateway(ChildReads):
         self._uri = tracking_uri
         self.capabilities = capabilities or Capabilities()
         self.page_size = page_size or PAGE_SIZE
-        self._runs = MlflowRuns(client, self.capabilities, self.page_size)
+        self._runs = MlflowRuns(
+            client, self.capabilities, self.page_size, run_page_size=page_size or RUN_PAGE_SIZE
+        )
         self._registry = MlflowRegistry(
             client, tracking_uri, self.capabilities, self.page_size, self._runs.extras
         )

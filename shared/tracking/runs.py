@@ -33,7 +33,7 @@ from shared.tracking.filters import (
     matches,
     server_filter,
 )
-from shared.tracking.gateway import RunQuery
+from shared.tracking.gateway import RUN_IDS_PER_SEARCH, RunQuery
 from shared.tracking.models import RunExtras
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 _ACTIVE_ONLY, _DELETED_ONLY = 1, 2
 # How a server answers a filter it cannot run (Azure ML may give no code at all).
 _REFUSED_FILTER_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST", ""})
-# Ids in one `attributes.run_id IN (...)`: one page of candidates in one request, and well
-# under SQLite's bound variables (32766 since 3.32) on the server's side.
-RUN_IDS_PER_SEARCH = 200
 
 
 def _ms_to_datetime(value: int | None) -> datetime | None:
@@ -77,10 +74,13 @@ class MlflowRuns:
         capabilities: Capabilities,
         page_size: int,
         extras: RunExtras | None = None,
+        *,
+        run_page_size: int | None = None,
     ) -> None:
         self._client = client
         self._caps = capabilities
         self._page_size = page_size
+        self._run_page_size = run_page_size or page_size
         # What `get_run` read beyond `Run` (artifact root, model outputs), for `RunModels`.
         self.extras = extras or RunExtras()
 
@@ -120,7 +120,7 @@ class MlflowRuns:
             experiment_ids=list(experiment_ids),
             filter_string=filter_string,
             run_view_type=_DELETED_ONLY if deleted else _ACTIVE_ONLY,
-            max_results=self._page_size,
+            max_results=self._run_page_size,
             order_by=["attributes.start_time DESC"],
         )
 

@@ -23,7 +23,7 @@ from shared.errors import TrackingError, TrackingUnavailable
 from shared.model import Experiment, Run
 from shared.policies.base import RunContext
 from shared.policies.cleanup_failed_runs import CleanupFacts, evaluate
-from shared.tracking.gateway import RunQuery
+from shared.tracking.gateway import RUN_IDS_PER_SEARCH, RunQuery
 from shared.tracking.memory import InMemoryGateway
 from tests import support
 from tests.support import NOW, settings
@@ -140,6 +140,36 @@ def test_a_level_of_n_deletions_reads_twice_and_writes_twice_per_run(experiments
         assert run.deleted
         assert T.DELETED_REASON in run.tags
         assert len(claim_keys(run)) == 1
+
+
+def test_a_level_of_more_runs_than_one_search_holds_reads_its_parts_at_once() -> None:
+    gateway = Counting()
+    ids, actions = level(gateway, 2 * RUN_IDS_PER_SEARCH + 50, experiments=2)
+    # Each read's three parts (200 + 200 + 50 ids) must all be in flight before any answers:
+    # read one after another, the first would wait here in vain and the barrier break.
+    parts = threading.Barrier(3, timeout=10)
+    gateway.before["iter_runs"] = lambda query: parts.wait()
+
+    records = executor(gateway, concurrency=4).apply_all(actions)
+
+    assert {r.outcome for r in records} == {"applied"}
+    assert [r.run_id for r in records] == ids
+    assert not parts.broken
+    assert gateway.calls["get_run"] == 0  # every run was in a part that answered
+    assert gateway.calls["iter_runs"] == 6  # three parts, read twice
+    sizes = sorted(len(q.run_ids or ()) for q in gateway.queries)
+    assert sizes == [50, 50, 200, 200, 200, 200]
+    for read in (gateway.queries[:3], gateway.queries[3:]):
+        assert frozenset().union(*(q.run_ids or () for q in read)) == frozenset(ids)
+
+
+def test_a_serial_executor_reads_the_parts_of_a_level_one_after_another() -> None:
+    gateway = Counting()
+    ids, actions = level(gateway, RUN_IDS_PER_SEARCH + 1)
+    records = executor(gateway, concurrency=1).apply_all(actions)
+    assert {r.outcome for r in records} == {"applied"}
+    assert (gateway.calls["iter_runs"], gateway.calls["get_run"]) == (4, 0)
+    assert all(gateway.get_run(run_id).deleted for run_id in ids)
 
 
 def test_a_deletion_on_its_own_still_reads_its_run_alone() -> None:

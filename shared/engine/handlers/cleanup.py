@@ -66,7 +66,8 @@ class Deletion:
 
     def read(self, gateway: TrackingReader, actions: Sequence[DeleteRun]) -> dict[str, Run]:
         """The active runs of `actions`, by id: one `attributes.run_id IN (...)` search per
-        200 ids (`shared.tracking.runs.RUN_IDS_PER_SEARCH`), over their experiments at once."""
+        200 ids (`shared.tracking.gateway.RUN_IDS_PER_SEARCH`; the executor reads a level in
+        parts of that size, at once), over their experiments at once."""
         # A search answers each run whole, tags included, of the active ones only (MLflow's
         # `SqlAlchemyStore._search_runs`, mlflow/store/tracking/sqlalchemy_store.py: tags
         # loaded eagerly, `lifecycle_stage IN` the view's stages): what `get_run` tells, but
