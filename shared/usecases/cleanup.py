@@ -24,7 +24,7 @@ from shared.policies import cleanup_failed_runs as cleanup_policy
 from shared.policies.base import RunContext
 from shared.policies.cleanup_failed_runs import NAME, CleanupFacts
 from shared.settings import Policy, Settings, env_name
-from shared.tracking.gateway import Overheard, TrackingReader, in_parts
+from shared.tracking.gateway import Overheard, TrackingReader
 from shared.usecases.outage import Outage
 from shared.usecases.tally import SweepTally
 
@@ -209,13 +209,12 @@ class _Decider:
     """Decides each kept candidate once; a parent is decided after its children.
 
     The lookups every decision needs (registered versions, children) are made for all the
-    candidates at once, in a request or two, not one per candidate; the versions of more
-    candidates than one search holds in parts of `RUN_IDS_PER_SEARCH` on `pool` (at once).
+    candidates at once, in a request or two, not one per candidate. (The versions are not
+    asked in parts on the pool: on a server that filters versions by no run list, each part
+    would walk every version of the registry, where one call walks them once.)
     """
 
-    def __init__(
-        self, found: Found, gateway: TrackingReader, now: datetime, pool: Executor
-    ) -> None:
+    def __init__(self, found: Found, gateway: TrackingReader, now: datetime) -> None:
         self.by_id = {c.run.run_id: c for c in found.kept}
         self.now = now
         self.decisions: dict[str, list[Action] | Record] = {}
@@ -226,8 +225,7 @@ class _Decider:
         self.children: dict[str, list[Run]] = {}
         experiments = sorted({c.run.experiment_id for c in found.kept})
         try:
-            parts = pool.map(gateway.runs_with_model_versions, in_parts(sorted(self.by_id)))
-            self.with_versions = frozenset().union(*parts)
+            self.with_versions = gateway.runs_with_model_versions(self.by_id)
             self.children = gateway.child_runs_of(experiments, self.by_id)
         except TrackingError as exc:
             self.lookup_failed = exc
@@ -291,7 +289,7 @@ def delete_candidates(
     """Decide every kept candidate, then delete by height: all leaves (concurrently, on the
     executor's pool), then their parents, and so on, so a child always goes first. Records
     come in that order, each level in decision order, however the pool finishes."""
-    decider = _Decider(found, gateway, now, executor)
+    decider = _Decider(found, gateway, now)
     for candidate in found.kept:
         decider.decide(candidate)
     deletions: list[DeleteRun] = []

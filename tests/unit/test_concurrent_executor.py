@@ -17,7 +17,7 @@ from shared.errors import TrackingUnavailable
 from shared.model import Experiment, Run
 from shared.policies.base import RunContext
 from shared.policies.cleanup_failed_runs import CleanupFacts, evaluate
-from shared.tracking.gateway import ModelSource, RunQuery
+from shared.tracking.gateway import RunQuery
 from shared.tracking.memory import InMemoryGateway
 from shared.usecases.sweep import sweep
 from tests.support import NOW, settings
@@ -366,41 +366,3 @@ def test_a_throttle_pause_never_runs_past_the_invocations_deadline():
     throttle.ok()
     throttle.hit(asked)  # no invocation deadline around it: the server's 30 s, under the cap
     assert throttle.pauses[-1] == 30.0
-
-
-class VersionLookups(InMemoryGateway):
-    """Keeps the run ids of every versions lookup; `parts` holds each lookup back until as
-    many are in flight as it has parties."""
-
-    def __init__(self, parts: threading.Barrier) -> None:
-        super().__init__(clock=lambda: NOW)
-        self.asked: list[frozenset[str]] = []
-        self.parts = parts
-        self.lock = threading.Lock()
-
-    def runs_with_model_versions(self, run_ids):  # type: ignore[no-untyped-def]
-        with self.lock:
-            self.asked.append(frozenset(run_ids))
-        self.parts.wait()
-        return super().runs_with_model_versions(run_ids)
-
-
-@pytest.mark.parametrize(("concurrency", "together"), [("4", 3), ("1", 1)])
-def test_the_versions_of_many_candidates_are_looked_up_in_parts_at_once(
-    concurrency: str, together: int
-) -> None:
-    # 451 candidates: three parts of at most 200 ids, on the pool all in flight before any
-    # answers (one after another, the first would break the barrier); serial, in turn.
-    gateway = VersionLookups(threading.Barrier(together, timeout=NEVER_S))
-    experiment_id = gateway.create_experiment(EXPERIMENT)
-    ids = [failed(gateway, experiment_id, 100 + i) for i in range(450)]
-    kept = gateway.add_run(experiment_id, status="FAILED", end_time=NOW - timedelta(hours=99))
-    gateway.create_model_version("churn-model", ModelSource(f"runs:/{kept}/model"), kept, {})
-
-    report = run_sweep(gateway, concurrency=concurrency, cleanup_max_runs="1000")
-
-    assert not gateway.parts.broken
-    assert sorted(len(asked) for asked in gateway.asked) == [51, 200, 200]
-    assert frozenset().union(*gateway.asked) == frozenset([*ids, kept])
-    deleted = {r.run_id for r in report.records if r.action == "delete-run" and r.done}
-    assert deleted == set(ids)  # the run with a registered version is kept
