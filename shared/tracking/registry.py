@@ -26,7 +26,7 @@ from shared.tracking.errors import (
     translate,
 )
 from shared.tracking.filters import equals, in_list, listable
-from shared.tracking.gateway import Champion, ModelSource
+from shared.tracking.gateway import Champion, ModelSource, in_parts
 from shared.tracking.models import RunExtras, RunModels, mlflows_own
 from shared.tracking.process_uri import process_tracking_uri
 
@@ -35,9 +35,6 @@ log = logging.getLogger(__name__)
 # How long create_model_version waits for a version to leave PENDING_REGISTRATION: an
 # invocation must answer Event Grid within 30 s; a version still pending is usable anyway.
 AWAIT_CREATION_S = 5
-# Run ids in one `run_id IN (...)` search of versions (`SearchModelVersionUtils` accepts IN on
-# `run_id` only, lower-case ids only): a page of cleanup candidates in one request.
-RUN_IDS_PER_SEARCH = 200
 # Without lists, runs asked one by one up to this many; past it one walk of every version.
 _ONE_BY_ONE_MAX = 20
 # How MLflow's registry words the two "not found"s of an alias lookup
@@ -121,8 +118,9 @@ class MlflowRegistry:
         if self._caps.version_run_filter and self._caps.version_run_list_filter:
             listed = sorted(i for i in wanted if listable(i))
             try:
-                for start in range(0, len(listed), RUN_IDS_PER_SEARCH):
-                    chunk = listed[start : start + RUN_IDS_PER_SEARCH]
+                # `SearchModelVersionUtils` accepts IN on `run_id` only, lower-case ids only:
+                # a part of cleanup candidates (`RUN_IDS_PER_SEARCH`) in one request.
+                for chunk in in_parts(listed):
                     versions = self._iter_versions(in_list("run_id", chunk))
                     found.update(v.run_id for v in versions if v.run_id in wanted)
                     alone.difference_update(chunk)

@@ -33,7 +33,7 @@ from shared.tracking.filters import (
     matches,
     server_filter,
 )
-from shared.tracking.gateway import RUN_IDS_PER_SEARCH, RunQuery
+from shared.tracking.gateway import RunQuery, in_parts
 from shared.tracking.models import RunExtras
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,8 @@ class MlflowRuns:
         if query.run_ids is None or nothing:
             return
         listed = sorted(i for i in query.run_ids if listable(i)) if self._caps.run_id_filter else []
-        for start in range(0, len(listed), RUN_IDS_PER_SEARCH):
-            chunk = frozenset(listed[start : start + RUN_IDS_PER_SEARCH])
-            yield from self._iter_statuses(replace(query, run_ids=chunk))
+        for chunk in in_parts(listed):
+            yield from self._iter_statuses(replace(query, run_ids=frozenset(chunk)))
         # Ids MLflow would drop from a list (upper case), or every id once lists are refused.
         yield from self._iter_one_by_one(replace(query, run_ids=query.run_ids - set(listed)))
 

@@ -317,3 +317,28 @@ def test_an_injected_client_imports_no_mlflow_and_writes_no_environment():
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_runs_are_asked_a_thousand_a_page_and_experiments_two_hundred() -> None:
+    """`MlflowClient.search_runs`' own default page for runs; MLflow's page limits elsewhere."""
+    from shared.tracking.gateway import RunQuery as Query
+    from shared.tracking.mlflow_gateway import MlflowGateway
+
+    asked: dict[str, int] = {}
+
+    class Page(list):  # type: ignore[type-arg]
+        token = None
+
+    class Client:
+        def search_runs(self, **kwargs):  # type: ignore[no-untyped-def]
+            asked["runs"] = kwargs["max_results"]
+            return Page()
+
+        def search_experiments(self, **kwargs):  # type: ignore[no-untyped-def]
+            asked["experiments"] = kwargs["max_results"]
+            return Page()
+
+    gateway = MlflowGateway("http://127.0.0.1:9", client=Client())
+    assert list(gateway.iter_runs(Query("1"))) == []
+    assert list(gateway.iter_experiments()) == []
+    assert asked == {"runs": 1000, "experiments": 200}
